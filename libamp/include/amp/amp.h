@@ -1,0 +1,11 @@
+/* libamp: the AMP (Asynchronous Messaging Protocol) library. */
+#ifndef AMP_AMP_H
+#define AMP_AMP_H
+
+#include "amp/box.h"
+#include "amp/error.h"
+#include "amp/export.h"
+#include "amp/value.h"
+#include "amp/version.h"
+
+#endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install the Debian packages libamp needs to build, test and benchmark.
+# Idempotent: installs only what is missing, and refreshes the package index
+# only when something must be installed.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config
+libev-dev libssl-dev libmsgpack-dev libcriterion-dev libjansson-dev
+clang-14 libclang-rt-14-dev llvm-14
+python3 python3-twisted python3-pytest python3-msgpack"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+
+echo "bootstrap: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
