@@ -1,0 +1,16 @@
+/* amp-cli: shared declarations of the verbs. */
+#ifndef AMP_CLI_H
+#define AMP_CLI_H
+
+/* Exit statuses shared by every verb (documented in --help and README). */
+enum {
+    CLI_OK = 0,
+    CLI_BAD_INPUT = 1, /* malformed AMP stream or JSON line */
+    CLI_USAGE = 2,     /* bad command line */
+    CLI_IO = 3         /* cannot open / read / write */
+};
+
+int cmd_decode(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+
+#endif

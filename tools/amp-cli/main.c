@@ -1,0 +1,52 @@
+/* amp-cli: ad hoc AMP commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "amp/amp.h"
+#include "cli.h"
+
+static const struct verb {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} verbs[] = {
+    {"decode", cmd_decode, "print a raw AMP byte stream as JSON lines, one box per line"},
+    {"encode", cmd_encode, "write JSON lines as the exact AMP bytes"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amp-cli [--version] [--help] VERB [ARGS]\n"
+            "\n"
+            "Ad hoc tools for AMP, the Asynchronous Messaging Protocol.\n"
+            "\n"
+            "verbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(out,
+            "\n"
+            "'amp-cli VERB --help' describes a verb.\n"
+            "exit status: 0 success, 1 malformed input, 2 usage error, 3 I/O error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("amp-cli %s (libamp %s)\n", AMP_VERSION_STRING, amp_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name))
+            return verbs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "amp-cli: unknown verb '%s' (try 'amp-cli --help')\n", argv[1]);
+    return CLI_USAGE;
+}
