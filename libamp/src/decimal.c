@@ -4,7 +4,16 @@
 
 #include "amp/value.h"
 
-#define EXP_LIMIT 999999999999999999LL /* |exponent| beyond this: AMP_E_RANGE */
+/* Both the exponent and the adjusted exponent (exponent + digits - 1, the
+ * one printed in scientific form) must stay within +-EXP_LIMIT, so that every
+ * accepted value prints in a form that reads back. */
+#define EXP_LIMIT 999999999999999999LL
+
+static int exp_in_range(int64_t exp, size_t ndigits)
+{
+    return exp <= EXP_LIMIT && exp >= -EXP_LIMIT &&
+           (int64_t)ndigits - 1 <= EXP_LIMIT - exp;
+}
 
 static int lower(uint8_t c)
 {
@@ -100,9 +109,8 @@ amp_err amp_decimal_parse(const uint8_t *p, size_t n, amp_decimal *out, char *sc
             eneg = s[k++] == '-';
         size_t es = k;
         while (k < sn && is_digit(s[k])) {
-            if (exp > EXP_LIMIT)
-                return AMP_E_RANGE;
-            exp = exp * 10 + (s[k] - '0');
+            /* saturate: the syntax is checked to the end before the range */
+            exp = exp > (INT64_MAX - 9) / 10 ? EXP_LIMIT + 1 : exp * 10 + (s[k] - '0');
             k++;
         }
         if (k == es)
@@ -113,8 +121,6 @@ amp_err amp_decimal_parse(const uint8_t *p, size_t n, amp_decimal *out, char *sc
     if (k != sn)
         return AMP_E_BAD_VALUE;
     exp -= (int64_t)frac_len;
-    if (exp > EXP_LIMIT || exp < -EXP_LIMIT)
-        return AMP_E_RANGE;
 
     /* coefficient = integer digits followed by fraction digits */
     size_t lead = 0;
@@ -131,6 +137,8 @@ amp_err amp_decimal_parse(const uint8_t *p, size_t n, amp_decimal *out, char *sc
         if (nd == 0) /* "0." */
             scratch[nd++] = '0';
     }
+    if (!exp_in_range(exp, nd))
+        return AMP_E_RANGE;
     out->kind = AMP_DECIMAL_FINITE;
     out->exponent = exp;
     out->ndigits = nd;
@@ -187,7 +195,7 @@ amp_err amp_decimal_format(const amp_decimal *d, amp_buf *out)
             out->len = mark;
         return r;
     }
-    if (r == AMP_OK && (d->ndigits == 0 || d->exponent > EXP_LIMIT || d->exponent < -EXP_LIMIT))
+    if (r == AMP_OK && (d->ndigits == 0 || !exp_in_range(d->exponent, d->ndigits)))
         r = AMP_E_INVALID;
 
     /* Python's Decimal.__str__ (eng=False) */

@@ -480,7 +480,7 @@ def type_vectors(rng):
             (b"1_000", "bad-value"), (b".", "bad-value"), (b"e5", "bad-value"),
             (b"1e", "bad-value"), (b"NaNx", "bad-value"), (b"Infinit", "bad-value"),
             (b"1.2.3", "bad-value"), (b"--1", "bad-value"), (b"0x10", "bad-value"),
-            (b"1e9999999999999999999", "range"),
+            (b"1e9999999999999999999", "range"), (b"19e999999999999999999", "range"),
         ]),
     }
     utc = amp.utc

@@ -66,8 +66,9 @@ typedef struct amp_decimal {
 /* Parses the General Decimal Arithmetic numeric-string syntax (what
  * Python's Decimal() accepts, minus whitespace and underscores). The digits
  * are copied into `scratch`, which must hold at least n bytes; `out->digits`
- * points into it. AMP_OK, AMP_E_BAD_VALUE, AMP_E_RANGE (exponent beyond
- * +-10^17), AMP_E_NOSPACE. */
+ * points into it. AMP_OK, AMP_E_BAD_VALUE, AMP_E_RANGE (the exponent or the
+ * adjusted exponent, exponent + digits - 1, beyond +-(10^18 - 1)),
+ * AMP_E_NOSPACE. */
 AMP_API amp_err amp_decimal_parse(const uint8_t *p, size_t n, amp_decimal *out,
                                   char *scratch, size_t scratch_len);
 /* Appends Python's str() of the value. AMP_E_INVALID for a bad struct. */
