@@ -1,0 +1,17 @@
+/* amp-bench: shared helpers. */
+#ifndef AMP_BENCH_H
+#define AMP_BENCH_H
+
+#include <stddef.h>
+
+double bench_now(void);
+double bench_median(double *v, int n);
+/* Directory holding the helper scripts (twisted_*.py). */
+const char *bench_tools_dir(void);
+/* Minimal readers for the flat JSON the helper scripts print. */
+int bench_json_size(const char *json, const char *key, size_t *out);
+int bench_json_doubles(const char *json, const char *key, double *out, int n);
+
+int bench_codec(int argc, char **argv);
+
+#endif

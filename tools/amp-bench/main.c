@@ -1,0 +1,79 @@
+/* amp-bench: benchmarks that run libamp and a reference side by side. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+const char *bench_tools_dir(void)
+{
+    const char *env = getenv("AMP_BENCH_TOOLS");
+    return env ? env : AMP_BENCH_TOOLS_DIR;
+}
+
+static const char *find_key(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? p + strlen(pat) : NULL;
+}
+
+int bench_json_size(const char *json, const char *key, size_t *out)
+{
+    const char *p = find_key(json, key);
+    if (!p)
+        return -1;
+    *out = (size_t)strtoull(p, NULL, 10);
+    return 0;
+}
+
+int bench_json_doubles(const char *json, const char *key, double *out, int n)
+{
+    const char *p = find_key(json, key);
+    if (!p || !(p = strchr(p, '[')))
+        return -1;
+    p++;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        out[i] = strtod(p, &end);
+        if (end == p)
+            return -1;
+        p = end;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "codec"))
+        return bench_codec(argc - 1, argv + 1);
+    printf("usage: amp-bench codec [--runs N] [--quick]\n"
+           "\n"
+           "Benchmarks that run libamp and the reference implementation in the same\n"
+           "run and print the ratio.\n"
+           "  codec   decode/encode throughput against Twisted's parser and serializer\n");
+    return argc >= 2 && strcmp(argv[1], "--help") ? 2 : 0;
+}
