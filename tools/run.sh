@@ -4,6 +4,7 @@
 # everything that exists and says so.
 set -eu
 cd "$(dirname "$0")/.."
+unset MAKEFLAGS MFLAGS MAKELEVEL
 ./tools/bootstrap.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2 >/dev/null

@@ -198,7 +198,7 @@ Test(type_vectors, scalars_encode_and_decode)
             amp_buf out;
             amp_buf_init(&out);
             encode_scalar(scalars[t], json_object_get(c, "value"), &out);
-            cr_assert(out.len == n && memcmp(out.data, want, n) == 0,
+            cr_assert(out.len == n && (n == 0 || memcmp(out.data, want, n) == 0),
                       "%s case %zu: encoded '%.*s', Twisted '%.*s'", scalars[t], i,
                       (int)out.len, out.data, (int)n, want);
             check_scalar(scalars[t], want, n, json_object_get(c, "value"));
@@ -227,7 +227,7 @@ Test(type_vectors, decode_only_forms)
                 amp_buf out;
                 amp_buf_init(&out);
                 encode_scalar(types[t], json_object_get(c, "value"), &out);
-                cr_assert(out.len == cn && memcmp(out.data, cp, cn) == 0,
+                cr_assert(out.len == cn && (cn == 0 || memcmp(out.data, cp, cn) == 0),
                           "%s: '%.*s' re-encodes as '%.*s', Twisted '%.*s'", types[t], (int)n, p,
                           (int)out.len, out.data, (int)cn, cp);
                 amp_buf_free(&out);

@@ -33,10 +33,12 @@ Test(values, int_random_round_trip)
 {
     unsigned seed = 3;
     for (int i = 0; i < 100000; i++) {
-        int64_t x = ((int64_t)rand_r(&seed) << 33) ^ ((int64_t)rand_r(&seed) << 11) ^ rand_r(&seed);
+        uint64_t u = ((uint64_t)rand_r(&seed) << 33) ^ ((uint64_t)rand_r(&seed) << 11) ^
+                     (uint64_t)rand_r(&seed);
+        u >>= rand_r(&seed) % 63;
+        int64_t x = (int64_t)(u >> 1);
         if (i & 1)
-            x = -x;
-        x >>= rand_r(&seed) % 63;
+            x = -x - 1; /* reaches INT64_MIN too */
         char out[AMP_INT_MAX_LEN], ref[32];
         size_t n = amp_int_format(x, out);
         snprintf(ref, sizeof ref, "%lld", (long long)x);
