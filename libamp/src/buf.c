@@ -24,12 +24,12 @@ void amp_buf_free(amp_buf *b)
 {
     if (!b)
         return;
-    if (!b->fixed)
-        free(b->data);
-    b->data = b->fixed ? b->data : NULL;
     b->len = 0;
-    if (!b->fixed)
-        b->cap = 0;
+    if (b->fixed)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
 }
 
 amp_err amp_buf_reserve(amp_buf *b, size_t extra)
