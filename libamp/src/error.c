@@ -23,6 +23,8 @@ static const struct errinfo errors[] = {
     {AMP_E_BAD_ERROR_BOX, "bad-error-box", "error box without _error_code or _error_description"},
     {AMP_E_EMPTY_KEY, "empty-key", "empty key"},
     {AMP_E_VALUE_TOO_LONG, "value-too-long", "value longer than 65535 bytes"},
+    {AMP_E_UNKNOWN_TAG, "unknown-tag", "answer or error for a call that was never made"},
+    {AMP_E_UNHANDLED_NO_ASK, "unhandled-no-ask", "call without _ask for a command nobody serves"},
     {AMP_E_LIMIT, "limit", "limit exceeded"},
     {AMP_E_TOO_MANY_KEYS, "too-many-keys", "more keys in a box than the configured limit"},
     {AMP_E_BOX_TOO_LARGE, "box-too-large", "box larger than the configured limit"},
@@ -30,6 +32,17 @@ static const struct errinfo errors[] = {
     {AMP_E_BAD_VALUE, "bad-value", "value does not parse as its type"},
     {AMP_E_RANGE, "range", "value out of range"},
     {AMP_E_UTF8, "utf8", "invalid UTF-8"},
+    {AMP_E_REMOTE, "remote", "the peer answered with an error"},
+    {AMP_E_TIMEOUT, "timeout", "the call timed out"},
+    {AMP_E_CANCELLED, "cancelled", "the call was cancelled"},
+    {AMP_E_CLOSED, "closed", "connection closed"},
+    {AMP_E_BACKPRESSURE, "backpressure", "output buffer over its hard cap"},
+    {AMP_E_DUPLICATE, "duplicate", "already registered"},
+    {AMP_E_IO, "io", "socket error"},
+    {AMP_E_TLS, "tls", "TLS error"},
+    {AMP_E_ENDPOINT, "endpoint", "malformed endpoint"},
+    {AMP_E_CONNECT, "connect", "connection failed"},
+    {AMP_E_RESOLVE, "resolve", "host name does not resolve"},
 };
 
 static const struct errinfo *find(int err)

@@ -744,8 +744,30 @@ def conversation_vectors():
                    "twisted": twisted_amp(data),
                    "rule": "a protocol error for the conversation layer: the connection "
                            "is closed"}
+    # UNHANDLED descriptions for awkward command names, from a live Twisted AMP.
+    # Twisted raises (and so drops the connection) for non-ASCII names; this
+    # project answers them with UNHANDLED too, written the same way.
+    unhandled = []
+    for name in (b"Nope", b"it's", b"say \"hi\"", b"both ' and \"", b"back\\slash",
+                 b"tab\tnl\ncr\r\x01\x7e\x7f", b"\x80\xff", "caf\u00e9".encode()):
+        proto = amp.AMP()
+        tr = StringTransport()
+        proto.makeConnection(tr)
+        rec = {"command": hx(name), "error_description": hx(b"Unhandled Command: " + repr(name).encode())}
+        try:
+            proto.dataReceived(amp.Box({b"_ask": b"1", b"_command": name}).serialize())
+        except UnicodeDecodeError as e:
+            rec["twisted"] = "raises %s: the connection is dropped" % type(e).__name__
+        else:
+            box = twisted_framing(tr.value())[0][0]
+            assert box[b"_error_code"] == b"UNHANDLED" and not tr.disconnecting
+            assert box[b"_error_description"] == bytes.fromhex(rec["error_description"])
+            rec["twisted"] = "sends this description"
+        unhandled.append(rec)
+
     return {
         **HEADER,
+        "unhandled": unhandled,
         "description": "Conversation classification with Twisted's precedence. 'cases' were "
                        "produced by live Twisted AMP protocol objects talking to each other.",
         "cases": cases,

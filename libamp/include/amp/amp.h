@@ -6,6 +6,7 @@
 #include "amp/error.h"
 #include "amp/export.h"
 #include "amp/value.h"
+#include "amp/session.h"
 #include "amp/version.h"
 
 #endif

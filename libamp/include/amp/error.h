@@ -7,6 +7,8 @@
  *   -100 .. -199 protocol errors: the peer sent bytes AMP does not allow
  *   -200 .. -299 limit errors: legal AMP, but over a configured cap
  *   -300 .. -399 value errors: a typed value that does not parse or encode
+ *   -400 .. -499 call outcomes: how a call ended other than with an answer
+ *   -500 .. -599 transport errors: sockets, TLS, endpoints
  */
 #ifndef AMP_ERROR_H
 #define AMP_ERROR_H
@@ -33,6 +35,8 @@ typedef enum amp_err {
     AMP_E_BAD_ERROR_BOX = -105, /* _error without _error_code or _error_description */
     AMP_E_EMPTY_KEY = -106,     /* encoder: a key of 0 bytes */
     AMP_E_VALUE_TOO_LONG = -107,/* encoder: a value over 65535 bytes */
+    AMP_E_UNKNOWN_TAG = -108,   /* an answer or error for no outstanding call */
+    AMP_E_UNHANDLED_NO_ASK = -109, /* a call without _ask for a command nobody serves */
 
     AMP_E_LIMIT = -200,         /* generic limit */
     AMP_E_TOO_MANY_KEYS = -201, /* more pairs in a box than amp_limits.max_keys */
@@ -41,7 +45,20 @@ typedef enum amp_err {
 
     AMP_E_BAD_VALUE = -300, /* a typed value whose bytes do not parse */
     AMP_E_RANGE = -301,     /* well formed, but outside the C type's range */
-    AMP_E_UTF8 = -302       /* invalid UTF-8 where UTF-8 is required */
+    AMP_E_UTF8 = -302,      /* invalid UTF-8 where UTF-8 is required */
+
+    AMP_E_REMOTE = -400,       /* the peer answered the call with an error box */
+    AMP_E_TIMEOUT = -401,      /* the call's deadline passed */
+    AMP_E_CANCELLED = -402,    /* the call was cancelled locally */
+    AMP_E_CLOSED = -403,       /* the connection is closed or was lost */
+    AMP_E_BACKPRESSURE = -404, /* output over its hard cap: refused */
+    AMP_E_DUPLICATE = -405,    /* already registered */
+
+    AMP_E_IO = -500,       /* a socket error (errno is kept by the connection) */
+    AMP_E_TLS = -501,      /* TLS setup, handshake or verification failed */
+    AMP_E_ENDPOINT = -502, /* a malformed endpoint string */
+    AMP_E_CONNECT = -503,  /* the connection could not be established */
+    AMP_E_RESOLVE = -504   /* the host name does not resolve */
 } amp_err;
 
 /* A static, human-readable description of a code; never NULL. */

@@ -1,0 +1,167 @@
+/* The conversation layer: calls, answers and errors over one AMP
+ * connection, with no I/O and no clock.
+ *
+ * Bytes in: amp_session_feed(). Bytes out: amp_session_output() then
+ * amp_session_consume(). Time: the caller passes its own monotonic "now"
+ * (any unit, typically milliseconds) as call deadlines and to
+ * amp_session_expire(); amp_session_next_deadline() says when to call it.
+ *
+ * Guarantee: every call accepted by amp_session_call() (it returned AMP_OK)
+ * completes exactly once through its callback: with an answer, an error box,
+ * AMP_E_TIMEOUT, AMP_E_CANCELLED or AMP_E_CLOSED. A call that
+ * amp_session_call() refuses never runs its callback.
+ *
+ * Callbacks run from inside amp_session_feed(), amp_session_expire(),
+ * amp_session_cancel() and amp_session_close(). Inside them the session may
+ * be used freely, including amp_session_free(), which is then deferred until
+ * the outermost of those functions returns. */
+#ifndef AMP_SESSION_H
+#define AMP_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp/box.h"
+#include "amp/error.h"
+#include "amp/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct amp_session amp_session;
+typedef struct amp_request amp_request;
+
+/* How a call ended, given to its callback. Views valid during the callback. */
+typedef struct amp_result {
+    int status;                         /* AMP_OK: answered; or an AMP_E_* */
+    const amp_box *box;                 /* the answer or error box, or NULL */
+    const amp_pair *error_code;         /* for AMP_E_REMOTE */
+    const amp_pair *error_description;  /* for AMP_E_REMOTE */
+} amp_result;
+
+typedef void (*amp_result_cb)(amp_session *s, uint64_t call_id, const amp_result *r,
+                              void *user_data);
+
+/* A call arrived for a command this responder serves. `args` is the whole
+ * box (valid during the callback). Answer now or later, exactly once, with
+ * amp_request_answer() or amp_request_error(); a call sent without _ask
+ * also gets a request, whose answer is dropped without being sent. */
+typedef void (*amp_responder_cb)(amp_session *s, amp_request *req, const amp_box *args,
+                                 void *user_data);
+
+/* Events the session reports to whoever drives it (the transport). */
+typedef struct amp_session_events {
+    /* The peer broke the protocol; the session is now closed (every
+     * outstanding call has completed with AMP_E_CLOSED). `err` says why.
+     * Flush the output (it may hold a last error box), then close. */
+    void (*protocol_error)(amp_session *s, int err, uint64_t offset, void *user_data);
+    /* Output went above the high-water mark (over = 1) or back under the
+     * low-water mark (over = 0). */
+    void (*backpressure)(amp_session *s, int over, void *user_data);
+    /* A fatal error was answered: flush the output, then close. */
+    void (*close_after_flush)(amp_session *s, void *user_data);
+    /* StartTLS (client side): the answer arrived. Start TLS now; every
+     * output byte after this callback returns must go through TLS. */
+    void (*start_tls)(amp_session *s, void *user_data);
+} amp_session_events;
+
+typedef struct amp_session_config {
+    amp_limits limits;          /* decoder caps (zeroes: defaults) */
+    size_t output_high_water;   /* 0: 1 MiB */
+    size_t output_hard_cap;     /* 0: 64 MiB; calls and answers beyond fail */
+    const amp_session_events *events; /* may be NULL */
+    void *user_data;            /* passed to the events */
+} amp_session_config;
+
+/* `cfg` may be NULL for defaults. */
+AMP_API amp_err amp_session_new(amp_session **out, const amp_session_config *cfg);
+/* Frees the session. Outstanding calls complete with AMP_E_CLOSED first;
+ * unanswered requests are freed (their handles become invalid). Deferred
+ * when called from inside a callback of this session. */
+AMP_API void amp_session_free(amp_session *s);
+
+/* ---- Serving ---------------------------------------------------------- */
+/* Serve `command` (bytes, case-sensitive). AMP_E_DUPLICATE if served. */
+AMP_API amp_err amp_session_serve(amp_session *s, const uint8_t *command, size_t n,
+                                  amp_responder_cb cb, void *user_data);
+AMP_API amp_err amp_session_serve_str(amp_session *s, const char *command, amp_responder_cb cb,
+                                      void *user_data);
+/* Stop serving. AMP_E_INVALID if not served. */
+AMP_API amp_err amp_session_unserve_str(amp_session *s, const char *command);
+/* The responder for commands nobody serves (NULL: answer UNHANDLED as
+ * Twisted does, and close the connection for such a call without _ask). */
+AMP_API void amp_session_serve_fallback(amp_session *s, amp_responder_cb cb, void *user_data);
+
+/* The request's command and tag (NULL if it was sent without _ask). */
+AMP_API const amp_pair *amp_request_command(const amp_request *req);
+AMP_API int amp_request_wants_answer(const amp_request *req);
+/* Answer with these pairs (reserved keys are added; do not pass _answer).
+ * The request is freed in every case. AMP_OK, AMP_E_CLOSED (the connection
+ * is gone: dropped), AMP_E_BACKPRESSURE (the session then closes), or an
+ * encoder error (the peer then gets UNKNOWN / Unknown Error). */
+AMP_API amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n);
+/* Answer with an error. `fatal`: close the connection after it (Twisted's
+ * fatalErrors). The request is freed. */
+AMP_API amp_err amp_request_error(amp_request *req, const char *code, const char *description,
+                                  int fatal);
+
+/* ---- Calling ---------------------------------------------------------- */
+typedef struct amp_call_opts {
+    int no_answer;     /* send without _ask: nothing comes back, the
+                          callback never runs and the call id is 0 */
+    int has_deadline;  /* nonzero: complete with AMP_E_TIMEOUT when
+                          amp_session_expire() is given now >= deadline */
+    uint64_t deadline;
+} amp_call_opts;
+
+/* Send a call. `args` must not contain reserved keys. On AMP_OK, *call_id
+ * (may be NULL) identifies it for amp_session_cancel(). Errors (callback
+ * never runs): AMP_E_CLOSED, AMP_E_BACKPRESSURE, encoder errors. */
+AMP_API amp_err amp_session_call(amp_session *s, const uint8_t *command, size_t command_len,
+                                 const amp_pair *args, size_t n, const amp_call_opts *opts,
+                                 amp_result_cb cb, void *user_data, uint64_t *call_id);
+AMP_API amp_err amp_session_call_str(amp_session *s, const char *command, const amp_pair *args,
+                                     size_t n, const amp_call_opts *opts, amp_result_cb cb,
+                                     void *user_data, uint64_t *call_id);
+/* Complete a call now with AMP_E_CANCELLED; its late answer is dropped.
+ * AMP_E_INVALID if it is not outstanding. */
+AMP_API amp_err amp_session_cancel(amp_session *s, uint64_t call_id);
+/* Complete every call whose deadline is <= now with AMP_E_TIMEOUT. */
+AMP_API void amp_session_expire(amp_session *s, uint64_t now);
+/* The earliest deadline of an outstanding call; 0 if there is none. */
+AMP_API int amp_session_next_deadline(const amp_session *s, uint64_t *deadline);
+AMP_API size_t amp_session_outstanding(const amp_session *s);
+
+/* StartTLS, client side: sends the StartTLS call; later calls are held back
+ * until its answer, then the start_tls event fires and they are released.
+ * `cb` gets the answer (or error, after which nothing is held back). */
+AMP_API amp_err amp_session_start_tls(amp_session *s, amp_result_cb cb, void *user_data);
+
+/* ---- Bytes ------------------------------------------------------------ */
+/* Process received bytes: every complete box is dispatched before this
+ * returns. AMP_OK, AMP_E_CLOSED (already closed), or the protocol/limit
+ * error that closed the session. The bytes need not stay valid after. */
+AMP_API amp_err amp_session_feed(amp_session *s, const uint8_t *p, size_t n);
+/* Bytes waiting to be written (a view valid until the next session call). */
+AMP_API void amp_session_output(const amp_session *s, const uint8_t **p, size_t *n);
+/* `n` bytes of the output were written. */
+AMP_API void amp_session_consume(amp_session *s, size_t n);
+/* Total bytes ever queued for output: lets a transport mark a position,
+ * for example where TLS must start. */
+AMP_API uint64_t amp_session_output_total(const amp_session *s);
+
+/* The connection is gone (or is being closed by us): every outstanding call
+ * completes with `reason` (normally AMP_E_CLOSED); later calls fail with
+ * AMP_E_CLOSED; input is ignored. Idempotent. */
+AMP_API void amp_session_close(amp_session *s, int reason);
+AMP_API int amp_session_is_closed(const amp_session *s);
+
+/* Python's repr() of a bytes object (b'...'), as Twisted writes it in
+ * "Unhandled Command: b'...'". Appends to `out`. */
+AMP_API amp_err amp_bytes_repr(amp_buf *out, const uint8_t *p, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

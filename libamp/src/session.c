@@ -1,0 +1,680 @@
+/* The conversation layer: tags, outstanding calls, responders, errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "amp/session.h"
+#include "calltable.h"
+#include "strmap.h"
+
+struct amp_request {
+    amp_session *s;
+    amp_request *prev, *next;
+    uint8_t *tag;            /* copy of _ask, NULL without */
+    size_t tag_len;
+    amp_pair command;        /* _command and a copy of its value */
+};
+
+struct responder {
+    amp_responder_cb cb;
+    void *user_data;
+};
+
+struct amp_session {
+    amp_session_config cfg;
+    amp_decoder *dec;
+    amp_buf out;        /* bytes to write */
+    size_t out_head;    /* bytes of `out` already consumed */
+    uint64_t out_total;
+    amp_buf held;       /* output held back during StartTLS */
+    int tls_pending;    /* a StartTLS call is outstanding */
+    int over_high_water;
+
+    amp_calltable calls;
+    uint64_t next_tag;  /* Twisted's counter: starts at 1, used by every call */
+
+    amp_strmap responders;
+    struct responder fallback;
+    amp_request *requests; /* unanswered requests (doubly linked) */
+
+    int closed;
+    int depth;          /* nesting of public entry points that run callbacks */
+    int free_pending;
+};
+
+static const amp_session_events no_events;
+
+#define EV(s) ((s)->cfg.events ? (s)->cfg.events : &no_events)
+
+amp_err amp_session_new(amp_session **out, const amp_session_config *cfg)
+{
+    if (!out)
+        return AMP_E_INVALID;
+    *out = NULL;
+    amp_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return AMP_E_NOMEM;
+    if (cfg)
+        s->cfg = *cfg;
+    if (!s->cfg.output_high_water)
+        s->cfg.output_high_water = 1u << 20;
+    if (!s->cfg.output_hard_cap)
+        s->cfg.output_hard_cap = 64u << 20;
+    amp_buf_init(&s->out);
+    amp_buf_init(&s->held);
+    s->next_tag = 1;
+    if (amp_decoder_new(&s->dec, &s->cfg.limits) != AMP_OK || amp_calltable_init(&s->calls) ||
+        amp_strmap_init(&s->responders)) {
+        amp_decoder_free(s->dec);
+        amp_calltable_free(&s->calls);
+        amp_strmap_free(&s->responders);
+        free(s);
+        return AMP_E_NOMEM;
+    }
+    *out = s;
+    return AMP_OK;
+}
+
+static void request_unlink(amp_request *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (r->s)
+        r->s->requests = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void request_free(amp_request *r)
+{
+    request_unlink(r);
+    free(r->tag);
+    free((void *)r->command.value);
+    free(r);
+}
+
+static void really_free(amp_session *s)
+{
+    while (s->requests)
+        request_free(s->requests);
+    amp_calltable_free(&s->calls);
+    amp_strmap_free(&s->responders);
+    amp_decoder_free(s->dec);
+    amp_buf_free(&s->out);
+    amp_buf_free(&s->held);
+    free(s);
+}
+
+/* Entry points that may run callbacks bracket them with enter()/leave(). */
+static void enter(amp_session *s)
+{
+    s->depth++;
+}
+
+static void leave(amp_session *s)
+{
+    if (--s->depth == 0 && s->free_pending)
+        really_free(s);
+}
+
+void amp_session_free(amp_session *s)
+{
+    if (!s || s->free_pending)
+        return;
+    enter(s);
+    amp_session_close(s, AMP_E_CLOSED);
+    s->free_pending = 1;
+    leave(s);
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void check_high_water(amp_session *s)
+{
+    size_t pending = s->out.len - s->out_head;
+    if (!s->over_high_water && pending > s->cfg.output_high_water) {
+        s->over_high_water = 1;
+        if (EV(s)->backpressure)
+            EV(s)->backpressure(s, 1, s->cfg.user_data);
+    } else if (s->over_high_water && pending <= s->cfg.output_high_water / 2) {
+        s->over_high_water = 0;
+        if (EV(s)->backpressure)
+            EV(s)->backpressure(s, 0, s->cfg.user_data);
+    }
+}
+
+/* Append one box: reserved pairs first, then the caller's. All or nothing. */
+static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const amp_pair *args,
+                         size_t na)
+{
+    amp_buf *b = s->tls_pending ? &s->held : &s->out;
+    size_t size = amp_box_encoded_size(head, nh);
+    if (na) {
+        size_t more = amp_box_encoded_size(args, na);
+        if (!more)
+            return amp_encode_box(b, args, na); /* reports the encoder's error */
+        size += more - 2;
+    }
+    if (s->out.len - s->out_head + s->held.len + size > s->cfg.output_hard_cap)
+        return AMP_E_BACKPRESSURE;
+    /* compact consumed bytes before growing */
+    if (b == &s->out && s->out_head && s->out.len + size > s->out.cap) {
+        memmove(s->out.data, s->out.data + s->out_head, s->out.len - s->out_head);
+        s->out.len -= s->out_head;
+        s->out_head = 0;
+    }
+    amp_err r = amp_buf_reserve(b, size);
+    if (r != AMP_OK)
+        return r;
+    for (size_t i = 0; i < nh; i++)
+        amp_encode_pair(b, head[i].key, head[i].key_len, head[i].value, head[i].value_len);
+    for (size_t i = 0; i < na; i++)
+        amp_encode_pair(b, args[i].key, args[i].key_len, args[i].value, args[i].value_len);
+    amp_encode_end(b);
+    if (b == &s->out) {
+        s->out_total += size;
+        check_high_water(s);
+    }
+    return AMP_OK;
+}
+
+void amp_session_output(const amp_session *s, const uint8_t **p, size_t *n)
+{
+    *p = s->out.data + s->out_head;
+    *n = s->out.len - s->out_head;
+}
+
+void amp_session_consume(amp_session *s, size_t n)
+{
+    size_t pending = s->out.len - s->out_head;
+    if (n > pending)
+        n = pending;
+    s->out_head += n;
+    if (s->out_head == s->out.len)
+        s->out.len = s->out_head = 0;
+    if (s->over_high_water)
+        check_high_water(s);
+}
+
+uint64_t amp_session_output_total(const amp_session *s)
+{
+    return s->out_total;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void complete(amp_session *s, struct amp_call *c, const amp_result *r)
+{
+    amp_result_cb cb = c->cb;
+    void *ud = c->user_data;
+    uint64_t id = c->id;
+    amp_calltable_remove(&s->calls, c);
+    if (cb)
+        cb(s, id, r, ud);
+}
+
+void amp_session_close(amp_session *s, int reason)
+{
+    if (!s || s->closed)
+        return;
+    enter(s);
+    s->closed = 1;
+    s->tls_pending = 0;
+    amp_buf_free(&s->held);
+    /* no call can be added from here on, so the slab does not move */
+    amp_result r = {reason, NULL, NULL, NULL};
+    uint32_t cursor = 0;
+    struct amp_call *c;
+    while ((c = amp_calltable_next_live(&s->calls, &cursor)))
+        complete(s, c, &r);
+    amp_calltable_clear(&s->calls);
+    /* unanswered requests stay valid; answering them now fails */
+    leave(s);
+}
+
+int amp_session_is_closed(const amp_session *s)
+{
+    return s->closed;
+}
+
+static void protocol_error(amp_session *s, int err)
+{
+    uint64_t off = amp_decoder_error_offset(s->dec);
+    amp_session_close(s, AMP_E_CLOSED);
+    if (EV(s)->protocol_error)
+        EV(s)->protocol_error(s, err, off, s->cfg.user_data);
+}
+
+/* ---- serving ----------------------------------------------------------- */
+
+amp_err amp_session_serve(amp_session *s, const uint8_t *command, size_t n, amp_responder_cb cb,
+                          void *user_data)
+{
+    if (!s || !command || !n || !cb)
+        return AMP_E_INVALID;
+    struct responder *r = malloc(sizeof *r);
+    if (!r)
+        return AMP_E_NOMEM;
+    r->cb = cb;
+    r->user_data = user_data;
+    int e = amp_strmap_put(&s->responders, command, n, r);
+    if (e) {
+        free(r);
+        return e > 0 ? AMP_E_DUPLICATE : AMP_E_NOMEM;
+    }
+    return AMP_OK;
+}
+
+amp_err amp_session_serve_str(amp_session *s, const char *command, amp_responder_cb cb,
+                              void *user_data)
+{
+    if (!command)
+        return AMP_E_INVALID;
+    return amp_session_serve(s, (const uint8_t *)command, strlen(command), cb, user_data);
+}
+
+amp_err amp_session_unserve_str(amp_session *s, const char *command)
+{
+    if (!s || !command)
+        return AMP_E_INVALID;
+    void *r = amp_strmap_remove(&s->responders, (const uint8_t *)command, strlen(command));
+    if (!r)
+        return AMP_E_INVALID;
+    free(r);
+    return AMP_OK;
+}
+
+void amp_session_serve_fallback(amp_session *s, amp_responder_cb cb, void *user_data)
+{
+    s->fallback.cb = cb;
+    s->fallback.user_data = user_data;
+}
+
+static amp_pair request_tag_pair(const amp_request *req, const char *key)
+{
+    amp_pair p = {(const uint8_t *)key, strlen(key), req->tag, req->tag_len};
+    return p;
+}
+
+static void fatal_close(amp_session *s)
+{
+    if (EV(s)->close_after_flush)
+        EV(s)->close_after_flush(s, s->cfg.user_data);
+    amp_session_close(s, AMP_E_CLOSED);
+}
+
+static amp_err send_error(amp_session *s, const uint8_t *tag, size_t tag_len, const char *code,
+                          const uint8_t *desc, size_t desc_len)
+{
+    amp_pair head[3] = {
+        {(const uint8_t *)"_error", 6, tag, tag_len},
+        {(const uint8_t *)"_error_code", 11, (const uint8_t *)code, strlen(code)},
+        {(const uint8_t *)"_error_description", 18, desc, desc_len},
+    };
+    return write_box(s, head, 3, NULL, 0);
+}
+
+static int reserved_key(const amp_pair *p)
+{
+    return p->key_len && p->key[0] == '_' &&
+           ((p->key_len == 4 && !memcmp(p->key, "_ask", 4)) ||
+            (p->key_len == 7 && !memcmp(p->key, "_answer", 7)) ||
+            (p->key_len == 6 && !memcmp(p->key, "_error", 6)) ||
+            (p->key_len == 8 && !memcmp(p->key, "_command", 8)) ||
+            (p->key_len == 11 && !memcmp(p->key, "_error_code", 11)) ||
+            (p->key_len == 18 && !memcmp(p->key, "_error_description", 18)));
+}
+
+amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n)
+{
+    if (!req || (!pairs && n))
+        return AMP_E_INVALID;
+    amp_session *s = req->s;
+    amp_err r = AMP_OK;
+    if (!s || s->closed) {
+        r = AMP_E_CLOSED;
+    } else if (req->tag) {
+        for (size_t i = 0; i < n; i++)
+            if (reserved_key(&pairs[i]))
+                r = AMP_E_INVALID;
+        amp_pair head = request_tag_pair(req, "_answer");
+        if (r == AMP_OK)
+            r = write_box(s, &head, 1, pairs, n);
+        if (r == AMP_E_BACKPRESSURE) {
+            request_free(req);
+            enter(s);
+            amp_session_close(s, AMP_E_CLOSED);
+            leave(s);
+            return r;
+        }
+        if (r != AMP_OK) /* what Twisted sends when a responder's answer is bad */
+            send_error(s, req->tag, req->tag_len, "UNKNOWN", (const uint8_t *)"Unknown Error",
+                       13);
+    }
+    request_free(req);
+    return r;
+}
+
+amp_err amp_request_error(amp_request *req, const char *code, const char *description,
+                          int fatal)
+{
+    if (!req || !code || !description || !*code)
+        return AMP_E_INVALID;
+    amp_session *s = req->s;
+    amp_err r = AMP_OK;
+    if (!s || s->closed)
+        r = AMP_E_CLOSED;
+    else if (req->tag)
+        r = send_error(s, req->tag, req->tag_len, code, (const uint8_t *)description,
+                       strlen(description));
+    request_free(req);
+    if (s && !s->closed && (fatal || r == AMP_E_BACKPRESSURE)) {
+        enter(s);
+        fatal_close(s);
+        leave(s);
+    }
+    return r;
+}
+
+int amp_request_wants_answer(const amp_request *req)
+{
+    return req && req->tag != NULL;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    if (d && n)
+        memcpy(d, p, n);
+    return d;
+}
+
+static void dispatch_call(amp_session *s, const amp_box *box, const amp_message *m)
+{
+    struct responder *resp = amp_strmap_get(&s->responders, m->command->value,
+                                            m->command->value_len);
+    if (!resp && s->fallback.cb)
+        resp = &s->fallback;
+    if (!resp) {
+        if (!m->tag) { /* Twisted drops the connection */
+            protocol_error(s, AMP_E_UNHANDLED_NO_ASK);
+            return;
+        }
+        amp_buf desc;
+        amp_buf_init(&desc);
+        amp_buf_append(&desc, (const uint8_t *)"Unhandled Command: ", 19);
+        amp_bytes_repr(&desc, m->command->value, m->command->value_len);
+        amp_err r = send_error(s, m->tag->value, m->tag->value_len, "UNHANDLED", desc.data,
+                               desc.len);
+        amp_buf_free(&desc);
+        if (r == AMP_E_BACKPRESSURE)
+            amp_session_close(s, AMP_E_CLOSED);
+        return;
+    }
+    amp_request *req = calloc(1, sizeof *req);
+    if (req) {
+        req->command.key = (const uint8_t *)"_command";
+        req->command.key_len = 8;
+        req->command.value = dup_bytes(m->command->value, m->command->value_len);
+        req->command.value_len = m->command->value_len;
+        if (m->tag) {
+            req->tag = dup_bytes(m->tag->value, m->tag->value_len);
+            req->tag_len = m->tag->value_len;
+        }
+    }
+    if (!req || !req->command.value || (m->tag && !req->tag)) {
+        if (req)
+            request_free(req);
+        if (m->tag)
+            send_error(s, m->tag->value, m->tag->value_len, "UNKNOWN",
+                       (const uint8_t *)"Unknown Error", 13);
+        return;
+    }
+    req->s = s;
+    req->next = s->requests;
+    if (s->requests)
+        s->requests->prev = req;
+    s->requests = req;
+    resp->cb(s, req, box, resp->user_data);
+}
+
+const amp_pair *amp_request_command(const amp_request *req)
+{
+    return req ? &req->command : NULL;
+}
+
+/* Our tags are the lowercase hex of the call id, without leading zeros. */
+static int parse_tag(const amp_pair *tag, uint64_t *id)
+{
+    const uint8_t *p = tag->value;
+    size_t n = tag->value_len;
+    if (n == 0 || n > 16 || p[0] == '0')
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = (p[i] >= '0' && p[i] <= '9') ? p[i] - '0'
+                : (p[i] >= 'a' && p[i] <= 'f') ? p[i] - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *id = v;
+    return 0;
+}
+
+static void release_held(amp_session *s)
+{
+    s->tls_pending = 0;
+    if (s->held.len) {
+        size_t n = s->held.len;
+        if (amp_buf_append(&s->out, s->held.data, n) == AMP_OK) {
+            s->out_total += n;
+            check_high_water(s);
+        }
+        s->held.len = 0;
+    }
+}
+
+static void dispatch_result(amp_session *s, const amp_box *box, const amp_message *m)
+{
+    uint64_t id;
+    struct amp_call *c = parse_tag(m->tag, &id) ? NULL : amp_calltable_find(&s->calls, id);
+    if (!c) {
+        protocol_error(s, AMP_E_UNKNOWN_TAG);
+        return;
+    }
+    if (c->dead) { /* cancelled or timed out: the late answer is dropped */
+        amp_calltable_remove(&s->calls, c);
+        return;
+    }
+    amp_result r = {AMP_OK, box, NULL, NULL};
+    if (m->kind == AMP_KIND_ERROR) {
+        r.status = AMP_E_REMOTE;
+        r.error_code = m->error_code;
+        r.error_description = m->error_description;
+    }
+    if (c->starttls) {
+        if (r.status == AMP_OK && EV(s)->start_tls)
+            EV(s)->start_tls(s, s->cfg.user_data);
+        release_held(s);
+    }
+    complete(s, c, &r);
+}
+
+amp_err amp_session_feed(amp_session *s, const uint8_t *p, size_t n)
+{
+    if (!s || (!p && n))
+        return AMP_E_INVALID;
+    if (s->closed)
+        return AMP_E_CLOSED;
+    enter(s);
+    amp_err result = AMP_OK;
+    amp_decoder_feed(s->dec, p, n);
+    while (!s->closed) {
+        amp_box box;
+        amp_err r = amp_decoder_next(s->dec, &box);
+        if (r == AMP_AGAIN)
+            break;
+        if (r != AMP_OK) {
+            result = r;
+            protocol_error(s, r);
+            break;
+        }
+        amp_message m;
+        r = amp_box_classify(&box, &m);
+        if (r != AMP_OK) {
+            result = r;
+            protocol_error(s, r);
+            break;
+        }
+        if (m.kind == AMP_KIND_CALL)
+            dispatch_call(s, &box, &m);
+        else
+            dispatch_result(s, &box, &m);
+    }
+    if (s->closed && result == AMP_OK)
+        result = AMP_E_CLOSED;
+    leave(s);
+    return result;
+}
+
+/* ---- calling ------------------------------------------------------------ */
+
+static size_t format_tag(uint64_t id, char *out)
+{
+    char rev[16];
+    size_t n = 0;
+    do {
+        rev[n++] = "0123456789abcdef"[id & 15];
+        id >>= 4;
+    } while (id);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
+}
+
+static amp_err do_call(amp_session *s, const uint8_t *command, size_t command_len,
+                       const amp_pair *args, size_t n, const amp_call_opts *opts,
+                       amp_result_cb cb, void *user_data, uint64_t *call_id, int starttls)
+{
+    if (call_id)
+        *call_id = 0;
+    if (!s || !command || !command_len || (!args && n))
+        return AMP_E_INVALID;
+    if (s->closed)
+        return AMP_E_CLOSED;
+    for (size_t i = 0; i < n; i++)
+        if (reserved_key(&args[i]))
+            return AMP_E_INVALID;
+    int no_answer = opts && opts->no_answer;
+    uint64_t id = s->next_tag;
+    char tag[16];
+    size_t tn = format_tag(id, tag);
+    amp_pair head[2] = {
+        {(const uint8_t *)"_ask", 4, (const uint8_t *)tag, tn},
+        {(const uint8_t *)"_command", 8, command, command_len},
+    };
+    struct amp_call *c = NULL;
+    if (!no_answer) {
+        c = amp_calltable_add(&s->calls, id);
+        if (!c)
+            return AMP_E_NOMEM;
+    }
+    amp_err r = write_box(s, no_answer ? head + 1 : head, no_answer ? 1 : 2, args, n);
+    if (r != AMP_OK) {
+        if (c)
+            amp_calltable_remove(&s->calls, c);
+        return r;
+    }
+    s->next_tag++; /* the counter advances for every call, as in Twisted */
+    if (c) {
+        c->cb = cb;
+        c->user_data = user_data;
+        c->starttls = starttls;
+        if (opts && opts->has_deadline)
+            amp_calltable_set_deadline(&s->calls, c, opts->deadline);
+        if (call_id)
+            *call_id = id;
+    }
+    return AMP_OK;
+}
+
+amp_err amp_session_call(amp_session *s, const uint8_t *command, size_t command_len,
+                         const amp_pair *args, size_t n, const amp_call_opts *opts,
+                         amp_result_cb cb, void *user_data, uint64_t *call_id)
+{
+    return do_call(s, command, command_len, args, n, opts, cb, user_data, call_id, 0);
+}
+
+amp_err amp_session_call_str(amp_session *s, const char *command, const amp_pair *args, size_t n,
+                             const amp_call_opts *opts, amp_result_cb cb, void *user_data,
+                             uint64_t *call_id)
+{
+    if (!command)
+        return AMP_E_INVALID;
+    return do_call(s, (const uint8_t *)command, strlen(command), args, n, opts, cb, user_data,
+                   call_id, 0);
+}
+
+amp_err amp_session_start_tls(amp_session *s, amp_result_cb cb, void *user_data)
+{
+    if (!s)
+        return AMP_E_INVALID;
+    if (s->tls_pending)
+        return AMP_E_INVALID;
+    amp_err r = do_call(s, (const uint8_t *)"StartTLS", 8, NULL, 0, NULL, cb, user_data, NULL, 1);
+    if (r == AMP_OK)
+        s->tls_pending = 1;
+    return r;
+}
+
+/* Complete a call locally (cancel, timeout) and keep its tag so that a late
+ * answer is dropped rather than taken for a protocol error. */
+static void kill_call(amp_session *s, struct amp_call *c, int status)
+{
+    amp_result_cb cb = c->cb;
+    void *ud = c->user_data;
+    uint64_t id = c->id;
+    int starttls = c->starttls;
+    amp_calltable_mark_dead(&s->calls, c);
+    amp_result r = {status, NULL, NULL, NULL};
+    if (cb)
+        cb(s, id, &r, ud);
+    /* whether the peer is now speaking TLS is unknown: the connection is over */
+    if (starttls)
+        amp_session_close(s, AMP_E_CLOSED);
+}
+
+amp_err amp_session_cancel(amp_session *s, uint64_t call_id)
+{
+    if (!s)
+        return AMP_E_INVALID;
+    struct amp_call *c = amp_calltable_find(&s->calls, call_id);
+    if (!c || c->dead)
+        return AMP_E_INVALID;
+    enter(s);
+    kill_call(s, c, AMP_E_CANCELLED);
+    leave(s);
+    return AMP_OK;
+}
+
+void amp_session_expire(amp_session *s, uint64_t now)
+{
+    if (!s)
+        return;
+    enter(s);
+    struct amp_call *c;
+    while (!s->closed && (c = amp_calltable_due(&s->calls, now)))
+        kill_call(s, c, AMP_E_TIMEOUT);
+    leave(s);
+}
+
+int amp_session_next_deadline(const amp_session *s, uint64_t *deadline)
+{
+    return amp_calltable_next_deadline(&s->calls, deadline);
+}
+
+size_t amp_session_outstanding(const amp_session *s)
+{
+    return amp_calltable_live(&s->calls);
+}

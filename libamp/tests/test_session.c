@@ -1,0 +1,663 @@
+/* The conversation layer, with two sessions wired back to back in memory. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vectors.h"
+
+/* ---- a pair of sessions and a pump between them ------------------------ */
+
+struct peer {
+    amp_session *s;
+    int protocol_errors, last_protocol_error;
+    int close_after_flush;
+    int backpressure_on, backpressure_off;
+    int start_tls;
+    uint64_t out_at_start_tls;
+};
+
+static void ev_protocol_error(amp_session *s, int err, uint64_t off, void *ud)
+{
+    struct peer *p = ud;
+    p->protocol_errors++;
+    p->last_protocol_error = err;
+}
+
+static void ev_close_after_flush(amp_session *s, void *ud)
+{
+    ((struct peer *)ud)->close_after_flush++;
+}
+
+static void ev_backpressure(amp_session *s, int over, void *ud)
+{
+    struct peer *p = ud;
+    if (over)
+        p->backpressure_on++;
+    else
+        p->backpressure_off++;
+}
+
+static void ev_start_tls(amp_session *s, void *ud)
+{
+    struct peer *p = ud;
+    p->start_tls++;
+    const uint8_t *out;
+    size_t n;
+    amp_session_output(s, &out, &n);
+    p->out_at_start_tls = n; /* nothing held back may be visible yet */
+}
+
+static const amp_session_events events = {ev_protocol_error, ev_backpressure,
+                                          ev_close_after_flush, ev_start_tls};
+
+static void peer_init(struct peer *p, size_t hard_cap)
+{
+    memset(p, 0, sizeof *p);
+    amp_session_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.events = &events;
+    cfg.user_data = p;
+    cfg.output_hard_cap = hard_cap;
+    cfg.output_high_water = hard_cap ? hard_cap / 2 : 0;
+    cr_assert_eq(amp_session_new(&p->s, &cfg), AMP_OK);
+}
+
+/* Move everything `from` wrote into `to`, `chunk` bytes at a time (0: all). */
+static void pump(struct peer *from, struct peer *to, size_t chunk)
+{
+    const uint8_t *p;
+    size_t n;
+    amp_session_output(from->s, &p, &n);
+    if (!n)
+        return;
+    uint8_t *copy = malloc(n);
+    memcpy(copy, p, n);
+    amp_session_consume(from->s, n);
+    size_t step = chunk ? chunk : n;
+    for (size_t off = 0; off < n; off += step)
+        amp_session_feed(to->s, copy + off, n - off < step ? n - off : step);
+    free(copy);
+}
+
+static void take_output(struct peer *p, amp_buf *out)
+{
+    const uint8_t *d;
+    size_t n;
+    amp_session_output(p->s, &d, &n);
+    amp_buf_append(out, d, n);
+    amp_session_consume(p->s, n);
+}
+
+/* ---- responders and result collectors ---------------------------------- */
+
+static void sum_responder(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    const amp_pair *a = amp_box_find_str(args, "a"), *b = amp_box_find_str(args, "b");
+    int64_t x, y;
+    if (!a || !b || amp_int_parse(a->value, a->value_len, &x) ||
+        amp_int_parse(b->value, b->value_len, &y)) {
+        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
+        return;
+    }
+    char t[AMP_INT_MAX_LEN];
+    size_t tn = amp_int_format(x + y, t);
+    amp_pair total = {(const uint8_t *)"total", 5, (const uint8_t *)t, tn};
+    cr_assert_eq(amp_request_answer(req, &total, 1), AMP_OK);
+}
+
+#define MAXR 4096
+struct results {
+    int count[MAXR];
+    int status[MAXR];
+    int64_t total[MAXR];
+    char code[MAXR][32];
+};
+
+static void collect(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    struct results *res = ud;
+    cr_assert(id < MAXR);
+    res->count[id]++;
+    res->status[id] = r->status;
+    if (r->status == AMP_OK && r->box) {
+        const amp_pair *t = amp_box_find_str(r->box, "total");
+        if (t)
+            amp_int_parse(t->value, t->value_len, &res->total[id]);
+    }
+    if (r->status == AMP_E_REMOTE) {
+        size_t n = r->error_code->value_len < 31 ? r->error_code->value_len : 31;
+        memcpy(res->code[id], r->error_code->value, n);
+        res->code[id][n] = 0;
+    }
+}
+
+static amp_err call_sum(struct peer *p, int64_t a, int64_t b, struct results *res, uint64_t *id)
+{
+    char x[AMP_INT_MAX_LEN], y[AMP_INT_MAX_LEN];
+    size_t xn = amp_int_format(a, x), yn = amp_int_format(b, y);
+    amp_pair args[2] = {{(const uint8_t *)"a", 1, (const uint8_t *)x, xn},
+                        {(const uint8_t *)"b", 1, (const uint8_t *)y, yn}};
+    return amp_session_call_str(p->s, "Sum", args, 2, NULL, collect, res, id);
+}
+
+static int hex_eq(const amp_buf *b, const json_t *hex)
+{
+    size_t n;
+    uint8_t *want = vec_hex_json(hex, &n);
+    int eq = b->len == n && memcmp(b->data, want, n) == 0;
+    free(want);
+    return eq;
+}
+
+static json_t *conv_case(json_t *root, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c)
+        if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+            return c;
+    cr_assert_fail("no conversation vector '%s'", name);
+    return NULL;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+Test(session, call_and_answer_bytes_match_twisted)
+{
+    json_t *root = vec_load("conversation.json");
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    uint64_t id;
+    cr_assert_eq(call_sum(&a, 13, 81, &res, &id), AMP_OK);
+    cr_assert_eq(id, 1);
+    amp_buf call;
+    amp_buf_init(&call);
+    take_output(&a, &call);
+    cr_assert(hex_eq(&call, json_object_get(conv_case(root, "Sum call"), "hex")));
+    amp_session_feed(b.s, call.data, call.len);
+    amp_buf answer;
+    amp_buf_init(&answer);
+    take_output(&b, &answer);
+    cr_assert(hex_eq(&answer, json_object_get(conv_case(root, "Sum answer"), "hex")));
+    amp_session_feed(a.s, answer.data, answer.len);
+    cr_assert_eq(res.count[1], 1);
+    cr_assert_eq(res.status[1], AMP_OK);
+    cr_assert_eq(res.total[1], 94);
+    cr_assert_eq(amp_session_outstanding(a.s), 0);
+    amp_buf_free(&call);
+    amp_buf_free(&answer);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+    json_decref(root);
+}
+
+Test(session, unhandled_matches_twisted_and_stays_open)
+{
+    json_t *root = vec_load("conversation.json");
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(root, "unhandled"), i, u) {
+        struct peer a, b;
+        peer_init(&a, 0);
+        peer_init(&b, 0);
+        static struct results res;
+        memset(&res, 0, sizeof res);
+        size_t cn;
+        uint8_t *cmd = vec_hex_json(json_object_get(u, "command"), &cn);
+        uint64_t id;
+        cr_assert_eq(amp_session_call(a.s, cmd, cn, NULL, 0, NULL, collect, &res, &id), AMP_OK);
+        pump(&a, &b, 0);
+        amp_buf err;
+        amp_buf_init(&err);
+        take_output(&b, &err);
+        amp_decoder *d;
+        amp_decoder_new(&d, NULL);
+        amp_decoder_feed(d, err.data, err.len);
+        amp_box box;
+        cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+        const amp_pair *desc = amp_box_find_str(&box, "_error_description");
+        size_t dn;
+        uint8_t *want = vec_hex_json(json_object_get(u, "error_description"), &dn);
+        cr_assert(desc && desc->value_len == dn && memcmp(desc->value, want, dn) == 0,
+                  "description for command %zu: %.*s", i, (int)desc->value_len, desc->value);
+        amp_session_feed(a.s, err.data, err.len);
+        cr_assert_eq(res.count[id], 1);
+        cr_assert_eq(res.status[id], AMP_E_REMOTE);
+        cr_assert_str_eq(res.code[id], "UNHANDLED");
+        cr_assert(!amp_session_is_closed(b.s));
+        cr_assert(!amp_session_is_closed(a.s));
+        amp_decoder_free(d);
+        amp_buf_free(&err);
+        free(cmd);
+        free(want);
+        amp_session_free(a.s);
+        amp_session_free(b.s);
+    }
+    json_decref(root);
+}
+
+static void declared_error(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    amp_request_error(req, "OOPS", "it went wrong", 0);
+}
+
+static void fatal_error(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    amp_request_error(req, "FATAL", "bye", 1);
+}
+
+Test(session, declared_error_keeps_the_connection_and_matches_twisted)
+{
+    json_t *root = vec_load("conversation.json");
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Fail", declared_error, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(amp_session_call_str(a.s, "Fail", NULL, 0, NULL, collect, &res, NULL), AMP_OK);
+    pump(&a, &b, 0);
+    amp_buf err;
+    amp_buf_init(&err);
+    take_output(&b, &err);
+    cr_assert(hex_eq(&err, json_object_get(conv_case(root, "declared error"), "hex")));
+    amp_session_feed(a.s, err.data, err.len);
+    cr_assert_eq(res.status[1], AMP_E_REMOTE);
+    cr_assert_str_eq(res.code[1], "OOPS");
+    cr_assert(!amp_session_is_closed(b.s));
+    amp_buf_free(&err);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+    json_decref(root);
+}
+
+Test(session, fatal_error_is_written_then_closes)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Die", fatal_error, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    amp_session_call_str(a.s, "Die", NULL, 0, NULL, collect, &res, NULL);
+    pump(&a, &b, 0);
+    cr_assert_eq(b.close_after_flush, 1);
+    cr_assert(amp_session_is_closed(b.s));
+    pump(&b, &a, 0); /* the error box is still there to be flushed */
+    cr_assert_eq(res.count[1], 1);
+    cr_assert_str_eq(res.code[1], "FATAL");
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+static int notified;
+static void notify_responder(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    notified++;
+    cr_assert(!amp_request_wants_answer(req));
+    cr_assert_eq(amp_request_answer(req, NULL, 0), AMP_OK); /* dropped, not sent */
+}
+
+Test(session, calls_without_ask)
+{
+    json_t *root = vec_load("conversation.json");
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Notify", notify_responder, NULL);
+    amp_call_opts no = {1, 0, 0};
+    amp_pair text = {(const uint8_t *)"text", 4, (const uint8_t *)"hi", 2};
+    uint64_t id = 99;
+    cr_assert_eq(amp_session_call_str(a.s, "Notify", &text, 1, &no, NULL, NULL, &id), AMP_OK);
+    cr_assert_eq(id, 0);
+    amp_buf call;
+    amp_buf_init(&call);
+    take_output(&a, &call);
+    cr_assert(hex_eq(&call, json_object_get(conv_case(root, "call without _ask (requiresAnswer=False)"), "hex")));
+    amp_session_feed(b.s, call.data, call.len);
+    cr_assert_eq(notified, 1);
+    const uint8_t *o;
+    size_t on;
+    amp_session_output(b.s, &o, &on);
+    cr_assert_eq(on, 0, "nothing may answer a call without _ask");
+    /* the tag counter advanced: the next call is tag 2, as in Twisted */
+    static struct results res;
+    uint64_t next;
+    cr_assert_eq(call_sum(&a, 1, 2, &res, &next), AMP_OK);
+    cr_assert_eq(next, 2);
+    /* an unknown command without _ask: Twisted drops the connection */
+    amp_session_call_str(a.s, "Nobody", NULL, 0, &no, NULL, NULL, NULL);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    pump(&a, &b, 0);
+    cr_assert_eq(b.protocol_errors, 1);
+    cr_assert_eq(b.last_protocol_error, AMP_E_UNHANDLED_NO_ASK);
+    amp_buf_free(&call);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+    json_decref(root);
+}
+
+static amp_request *held[MAXR];
+static int64_t held_a[MAXR];
+static size_t nheld;
+static void holding_responder(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    const amp_pair *a = amp_box_find_str(args, "a");
+    amp_int_parse(a->value, a->value_len, &held_a[nheld]);
+    held[nheld++] = req;
+}
+
+Test(session, many_calls_answered_out_of_order_byte_at_a_time)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", holding_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    const int n = 1000;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(call_sum(&a, i, 1000, &res, NULL), AMP_OK);
+    pump(&a, &b, 1);
+    cr_assert_eq(nheld, (size_t)n);
+    /* answer in a scrambled order */
+    unsigned seed = 9;
+    for (size_t i = nheld; i > 1; i--) {
+        size_t j = (size_t)rand_r(&seed) % i;
+        amp_request *t = held[i - 1];
+        held[i - 1] = held[j];
+        held[j] = t;
+        int64_t x = held_a[i - 1];
+        held_a[i - 1] = held_a[j];
+        held_a[j] = x;
+    }
+    for (size_t i = 0; i < nheld; i++) {
+        /* answer each call with its own a + 1000 */
+        char tot[AMP_INT_MAX_LEN];
+        size_t tn = amp_int_format(held_a[i] + 1000, tot);
+        amp_pair p = {(const uint8_t *)"total", 5, (const uint8_t *)tot, tn};
+        cr_assert_eq(amp_request_answer(held[i], &p, 1), AMP_OK);
+        if (i % 7 == 0)
+            pump(&b, &a, 3);
+    }
+    pump(&b, &a, 5);
+    for (int id = 1; id <= n; id++) {
+        cr_assert_eq(res.count[id], 1, "call %d completed %d times", id, res.count[id]);
+        cr_assert_eq(res.status[id], AMP_OK);
+        cr_assert_eq(res.total[id], id - 1 + 1000);
+    }
+    cr_assert_eq(amp_session_outstanding(a.s), 0);
+    nheld = 0;
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, answers_carry_the_right_values)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    for (int i = 0; i < 500; i++)
+        call_sum(&a, i, i * 3, &res, NULL);
+    pump(&a, &b, 13);
+    pump(&b, &a, 11);
+    for (int id = 1; id <= 500; id++)
+        cr_assert_eq(res.total[id], (id - 1) * 4);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, unknown_answer_tag_is_a_protocol_error)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    call_sum(&a, 1, 2, &res, NULL);
+    amp_buf b;
+    amp_buf_init(&b);
+    amp_encode_pair_str(&b, "_answer", "99");
+    amp_encode_end(&b);
+    cr_assert_eq(amp_session_feed(a.s, b.data, b.len), AMP_E_CLOSED);
+    cr_assert_eq(a.protocol_errors, 1);
+    cr_assert_eq(a.last_protocol_error, AMP_E_UNKNOWN_TAG);
+    /* the outstanding call completed exactly once, with AMP_E_CLOSED */
+    cr_assert_eq(res.count[1], 1);
+    cr_assert_eq(res.status[1], AMP_E_CLOSED);
+    amp_buf_free(&b);
+    amp_session_free(a.s);
+}
+
+Test(session, boxes_without_a_role_are_protocol_errors)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    amp_buf b;
+    amp_buf_init(&b);
+    amp_encode_pair_str(&b, "_ask", "1");
+    amp_encode_end(&b);
+    amp_session_feed(a.s, b.data, b.len);
+    cr_assert_eq(a.last_protocol_error, AMP_E_NO_ROLE);
+    cr_assert(amp_session_is_closed(a.s));
+    amp_buf_free(&b);
+    amp_session_free(a.s);
+}
+
+Test(session, timeout_then_late_answer_is_dropped)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    amp_call_opts opts = {0, 1, 100};
+    amp_pair args[2] = {{(const uint8_t *)"a", 1, (const uint8_t *)"1", 1},
+                        {(const uint8_t *)"b", 1, (const uint8_t *)"2", 1}};
+    uint64_t id1, id2;
+    amp_session_call_str(a.s, "Sum", args, 2, &opts, collect, &res, &id1);
+    opts.deadline = 200;
+    amp_session_call_str(a.s, "Sum", args, 2, &opts, collect, &res, &id2);
+    uint64_t next;
+    cr_assert(amp_session_next_deadline(a.s, &next));
+    cr_assert_eq(next, 100);
+    amp_session_expire(a.s, 99);
+    cr_assert_eq(res.count[id1], 0);
+    amp_session_expire(a.s, 150);
+    cr_assert_eq(res.count[id1], 1);
+    cr_assert_eq(res.status[id1], AMP_E_TIMEOUT);
+    cr_assert_eq(amp_session_outstanding(a.s), 1);
+    pump(&a, &b, 0);
+    pump(&b, &a, 0); /* both answers arrive; the first is late */
+    cr_assert_eq(res.count[id1], 1);
+    cr_assert_eq(res.count[id2], 1);
+    cr_assert_eq(res.status[id2], AMP_OK);
+    cr_assert_eq(a.protocol_errors, 0);
+    cr_assert(!amp_session_next_deadline(a.s, &next));
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, cancel)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    uint64_t id;
+    call_sum(&a, 1, 2, &res, &id);
+    cr_assert_eq(amp_session_cancel(a.s, id), AMP_OK);
+    cr_assert_eq(res.count[id], 1);
+    cr_assert_eq(res.status[id], AMP_E_CANCELLED);
+    cr_assert_eq(amp_session_cancel(a.s, id), AMP_E_INVALID);
+    pump(&a, &b, 0);
+    pump(&b, &a, 0);
+    cr_assert_eq(res.count[id], 1);
+    cr_assert_eq(a.protocol_errors, 0);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, close_fails_every_call_exactly_once)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    for (int i = 0; i < 300; i++)
+        call_sum(&a, i, i, &res, NULL);
+    amp_call_opts opts = {0, 1, 5};
+    uint64_t with_deadline;
+    amp_session_call_str(a.s, "X", NULL, 0, &opts, collect, &res, &with_deadline);
+    amp_session_close(a.s, AMP_E_CLOSED);
+    amp_session_close(a.s, AMP_E_CLOSED);
+    amp_session_expire(a.s, 1000);
+    for (int id = 1; id <= 301; id++) {
+        cr_assert_eq(res.count[id], 1);
+        cr_assert_eq(res.status[id], AMP_E_CLOSED);
+    }
+    /* later calls fail at once and never call back */
+    uint64_t id = 7;
+    cr_assert_eq(call_sum(&a, 1, 1, &res, &id), AMP_E_CLOSED);
+    cr_assert_eq(id, 0);
+    cr_assert_eq(res.count[302], 0);
+    amp_session_free(a.s);
+}
+
+static void free_in_callback(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    int *calls = ud;
+    (*calls)++;
+    amp_session_free(s); /* deferred until feed returns */
+}
+
+Test(session, free_from_inside_a_callback)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    int calls = 0;
+    for (int i = 0; i < 3; i++)
+        amp_session_call_str(a.s, "Sum", NULL, 0, NULL, free_in_callback, &calls, NULL);
+    pump(&a, &b, 0);
+    /* three error answers (missing arguments) arrive; the first callback frees
+     * the session, which completes the other two with AMP_E_CLOSED */
+    pump(&b, &a, 0);
+    cr_assert_eq(calls, 3);
+    amp_session_free(b.s);
+}
+
+Test(session, backpressure_hard_cap_and_high_water)
+{
+    struct peer a;
+    peer_init(&a, 4096);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    amp_err r = AMP_OK;
+    int accepted = 0;
+    while ((r = call_sum(&a, 1, 1, &res, NULL)) == AMP_OK)
+        accepted++;
+    cr_assert_eq(r, AMP_E_BACKPRESSURE);
+    cr_assert(accepted > 10);
+    cr_assert_eq(a.backpressure_on, 1);
+    const uint8_t *p;
+    size_t n;
+    amp_session_output(a.s, &p, &n);
+    cr_assert(n <= 4096);
+    amp_session_consume(a.s, n);
+    cr_assert_eq(a.backpressure_off, 1);
+    cr_assert_eq(call_sum(&a, 1, 1, &res, NULL), AMP_OK);
+    amp_session_close(a.s, AMP_E_CLOSED);
+    /* the refused call took no tag and never calls back: exactly the
+     * accepted calls and the one after the drain complete, once each */
+    for (int id = 1; id <= accepted + 1; id++)
+        cr_assert_eq(res.count[id], 1);
+    cr_assert_eq(res.count[accepted + 2], 0);
+    amp_session_free(a.s);
+}
+
+static void starttls_responder(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    amp_request_answer(req, NULL, 0);
+}
+
+Test(session, starttls_holds_later_boxes_until_the_answer)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "StartTLS", starttls_responder, NULL);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(amp_session_start_tls(a.s, collect, &res), AMP_OK);
+    const uint8_t *p;
+    size_t n0, n1;
+    amp_session_output(a.s, &p, &n0);
+    call_sum(&a, 2, 3, &res, NULL);
+    amp_session_output(a.s, &p, &n1);
+    cr_assert_eq(n0, n1, "boxes after StartTLS must be held back");
+    pump(&a, &b, 0);
+    pump(&b, &a, 0);
+    cr_assert_eq(a.start_tls, 1);
+    cr_assert_eq(a.out_at_start_tls, 0, "held bytes released only after start_tls");
+    cr_assert_eq(res.status[1], AMP_OK);
+    amp_session_output(a.s, &p, &n1);
+    cr_assert(n1 > 0, "held boxes released");
+    pump(&a, &b, 0);
+    pump(&b, &a, 0);
+    cr_assert_eq(res.total[2], 5);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, tags_count_in_hex_like_twisted)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    static struct results res;
+    for (int i = 0; i < 17; i++)
+        call_sum(&a, 0, 0, &res, NULL);
+    amp_buf out;
+    amp_buf_init(&out);
+    take_output(&a, &out);
+    amp_decoder *d;
+    amp_decoder_new(&d, NULL);
+    amp_decoder_feed(d, out.data, out.len);
+    amp_box box;
+    const char *want[] = {"1", "2", "3", "4", "5", "6", "7", "8", "9",
+                          "a", "b", "c", "d", "e", "f", "10", "11"};
+    for (int i = 0; i < 17; i++) {
+        cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+        const amp_pair *t = amp_box_find_str(&box, "_ask");
+        cr_assert(t->value_len == strlen(want[i]) && !memcmp(t->value, want[i], t->value_len));
+    }
+    amp_decoder_free(d);
+    amp_buf_free(&out);
+    amp_session_free(a.s);
+}
+
+Test(session, api_misuse)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    amp_pair bad = {(const uint8_t *)"_ask", 4, (const uint8_t *)"1", 1};
+    cr_assert_eq(amp_session_call_str(a.s, "X", &bad, 1, NULL, NULL, NULL, NULL), AMP_E_INVALID);
+    cr_assert_eq(amp_session_call_str(a.s, "", NULL, 0, NULL, NULL, NULL, NULL), AMP_E_INVALID);
+    cr_assert_eq(amp_session_serve_str(a.s, "X", sum_responder, NULL), AMP_OK);
+    cr_assert_eq(amp_session_serve_str(a.s, "X", sum_responder, NULL), AMP_E_DUPLICATE);
+    cr_assert_eq(amp_session_unserve_str(a.s, "X"), AMP_OK);
+    cr_assert_eq(amp_session_unserve_str(a.s, "X"), AMP_E_INVALID);
+    amp_session_free(a.s);
+    amp_session_free(NULL);
+}
