@@ -129,6 +129,12 @@ void amp_session_free(amp_session *s)
 
 /* ---- output ----------------------------------------------------------- */
 
+static void output_grew(amp_session *s, size_t before)
+{
+    if (before == 0 && EV(s)->output_ready)
+        EV(s)->output_ready(s, s->cfg.user_data);
+}
+
 static void check_high_water(amp_session *s)
 {
     size_t pending = s->out.len - s->out_head;
@@ -166,6 +172,7 @@ static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const 
     amp_err r = amp_buf_reserve(b, size);
     if (r != AMP_OK)
         return r;
+    size_t before = s->out.len - s->out_head;
     for (size_t i = 0; i < nh; i++)
         amp_encode_pair(b, head[i].key, head[i].key_len, head[i].value, head[i].value_len);
     for (size_t i = 0; i < na; i++)
@@ -174,6 +181,7 @@ static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const 
     if (b == &s->out) {
         s->out_total += size;
         check_high_water(s);
+        output_grew(s, before);
     }
     return AMP_OK;
 }
@@ -467,9 +475,11 @@ static void release_held(amp_session *s)
     s->tls_pending = 0;
     if (s->held.len) {
         size_t n = s->held.len;
+        size_t before = s->out.len - s->out_head;
         if (amp_buf_append(&s->out, s->held.data, n) == AMP_OK) {
             s->out_total += n;
             check_high_water(s);
+            output_grew(s, before);
         }
         s->held.len = 0;
     }

@@ -48,7 +48,7 @@ static void ev_start_tls(amp_session *s, void *ud)
 }
 
 static const amp_session_events events = {ev_protocol_error, ev_backpressure,
-                                          ev_close_after_flush, ev_start_tls};
+                                          ev_close_after_flush, ev_start_tls, NULL};
 
 static void peer_init(struct peer *p, size_t hard_cap)
 {

@@ -3,6 +3,8 @@
 #define AMP_AMP_H
 
 #include "amp/box.h"
+#include "amp/conn.h"
+#include "amp/endpoint.h"
 #include "amp/error.h"
 #include "amp/export.h"
 #include "amp/value.h"

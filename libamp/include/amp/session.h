@@ -64,6 +64,8 @@ typedef struct amp_session_events {
     /* StartTLS (client side): the answer arrived. Start TLS now; every
      * output byte after this callback returns must go through TLS. */
     void (*start_tls)(amp_session *s, void *user_data);
+    /* Output went from empty to non-empty: arrange for it to be written. */
+    void (*output_ready)(amp_session *s, void *user_data);
 } amp_session_events;
 
 typedef struct amp_session_config {

@@ -1,0 +1,125 @@
+/* Connections: an amp_session over TCP, a UNIX socket or TLS, on a
+ * caller-supplied libev loop.
+ *
+ * Ownership: a connection is freed by the library after its `closed`
+ * callback returns; until then the handle stays valid, also inside its own
+ * callbacks, where amp_conn_close() and amp_conn_abort() are safe (the work
+ * is deferred until the callback returns). Listeners are freed by
+ * amp_listener_free(), which leaves accepted connections running.
+ *
+ * Writes: calls and answers made on amp_conn_session() are buffered by the
+ * session and written before the loop next blocks (several at once when
+ * they come together). The session's high-water mark raises `backpressure`
+ * (slow down); its hard cap makes calls fail with AMP_E_BACKPRESSURE.
+ *
+ * TLS runs on the socket with OpenSSL; TLS 1.2 is the floor. A process using
+ * TLS should ignore SIGPIPE (OpenSSL writes with write(2)). */
+#ifndef AMP_CONN_H
+#define AMP_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp/endpoint.h"
+#include "amp/error.h"
+#include "amp/export.h"
+#include "amp/session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ev_loop;
+typedef struct amp_conn amp_conn;
+typedef struct amp_listener amp_listener;
+
+typedef struct amp_conn_callbacks {
+    /* The connection is established (and TLS is up, for ssl:). */
+    void (*ready)(amp_conn *c, void *user_data);
+    /* The connection is gone. `reason` is AMP_E_CLOSED for an orderly end,
+     * or AMP_E_IO, AMP_E_TLS, AMP_E_CONNECT, AMP_E_RESOLVE, a protocol error
+     * code...; amp_conn_error_text() says more. The handle is freed when
+     * this returns. Every outstanding call has completed before it runs. */
+    void (*closed)(amp_conn *c, int reason, void *user_data);
+    /* Output above the high-water mark (over = 1) or drained (over = 0). */
+    void (*backpressure)(amp_conn *c, int over, void *user_data);
+} amp_conn_callbacks;
+
+typedef struct amp_conn_config {
+    amp_limits limits;        /* decoder caps; zeroes: defaults */
+    size_t output_high_water; /* 0: 1 MiB */
+    size_t output_hard_cap;   /* 0: 64 MiB */
+    amp_conn_callbacks callbacks;
+    void *user_data;
+} amp_conn_config;
+
+/* Connect to a client endpoint string (see endpoint.h). AMP_OK means the
+ * attempt started: `ready` or `closed` follows. Errors (no callback runs):
+ * AMP_E_ENDPOINT (with a message in err), AMP_E_TLS (bad certificate
+ * files), AMP_E_RESOLVE, AMP_E_CONNECT, AMP_E_NOMEM. */
+AMP_API amp_err amp_connect(struct ev_loop *loop, const char *endpoint,
+                            const amp_conn_config *cfg, amp_conn **out, char *err,
+                            size_t err_len);
+AMP_API amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
+                                     const amp_conn_config *cfg, amp_conn **out, char *err,
+                                     size_t err_len);
+
+/* A new connection accepted by a listener. Set its callbacks with
+ * amp_conn_set_callbacks() and its responders on amp_conn_session(). */
+typedef void (*amp_accept_cb)(amp_listener *l, amp_conn *c, void *user_data);
+
+/* Listen on a server endpoint string. `cfg` applies to every accepted
+ * connection. */
+AMP_API amp_err amp_listen(struct ev_loop *loop, const char *endpoint, const amp_conn_config *cfg,
+                           amp_accept_cb cb, void *user_data, amp_listener **out, char *err,
+                           size_t err_len);
+/* The bound TCP port (useful with tcp:0), or -1 for UNIX sockets. */
+AMP_API int amp_listener_port(const amp_listener *l);
+AMP_API void amp_listener_free(amp_listener *l);
+
+AMP_API void amp_conn_set_callbacks(amp_conn *c, const amp_conn_callbacks *cb, void *user_data);
+AMP_API amp_session *amp_conn_session(amp_conn *c);
+AMP_API struct ev_loop *amp_conn_loop(amp_conn *c);
+AMP_API int amp_conn_fd(const amp_conn *c);
+
+/* A call with a timeout in seconds (0: none), on the loop's clock. The rest
+ * is amp_session_call_str(). */
+AMP_API amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
+                              double timeout, amp_result_cb cb, void *user_data,
+                              uint64_t *call_id);
+/* The same without _ask: nothing comes back. */
+AMP_API amp_err amp_conn_send(amp_conn *c, const char *command, const amp_pair *args, size_t n);
+
+/* Write what is buffered, then close; `closed` follows with AMP_E_CLOSED. */
+AMP_API void amp_conn_close(amp_conn *c);
+/* Close now, dropping unwritten output. */
+AMP_API void amp_conn_abort(amp_conn *c);
+
+/* StartTLS as a client: sends StartTLS, holds later boxes back, and starts
+ * the TLS handshake (with `tls`: CAs, hostname, client certificate) when the
+ * answer arrives; `cb` gets the answer. Not on TLS or UNIX-fd connections. */
+AMP_API amp_err amp_conn_start_tls(amp_conn *c, const amp_tls_config *tls, amp_result_cb cb,
+                                   void *user_data);
+/* StartTLS as a server: answer StartTLS calls and start TLS right after the
+ * answer, with these settings (certificate, key, client CAs). */
+AMP_API amp_err amp_conn_serve_start_tls(amp_conn *c, const amp_tls_config *tls);
+/* 1 once TLS is up. */
+AMP_API int amp_conn_is_tls(const amp_conn *c);
+/* The peer certificate's subject ("/CN=..."), or NULL. Valid while c is. */
+AMP_API const char *amp_conn_peer_subject(amp_conn *c);
+
+/* Descriptor passing over UNIX sockets, as Twisted does it: the descriptor
+ * (duplicated; the caller keeps its own) rides with the next byte written,
+ * and *ordinal is the value to put in the Descriptor argument. */
+AMP_API amp_err amp_conn_send_fd(amp_conn *c, int fd, int64_t *ordinal);
+/* The received descriptor with that ordinal, now owned by the caller, or
+ * -1. Descriptors never taken are closed with the connection. */
+AMP_API int amp_conn_take_fd(amp_conn *c, int64_t ordinal);
+
+/* A description of why the connection failed or closed ("" if none). */
+AMP_API const char *amp_conn_error_text(const amp_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

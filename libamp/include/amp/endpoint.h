@@ -1,0 +1,77 @@
+/* Endpoint strings in Twisted's syntax.
+ *
+ * Servers: tcp:PORT[:interface=ADDR][:backlog=N]
+ *          ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=FILE]
+ *              [:caCerts=FILE][:caCertsDir=DIR][:clientCert=none|optional|required]
+ *              [:interface=ADDR][:backlog=N]
+ *          unix:PATH  or  unix:address=PATH[:mode=0666][:backlog=N]
+ * Clients: tcp:HOST:PORT  or  tcp:host=HOST:port=PORT[:timeout=SECONDS]
+ *          ssl:host=HOST:port=PORT[:caCerts=FILE][:caCertsDir=DIR]
+ *              [:certKey=CERT.pem][:privateKey=KEY.pem][:hostname=NAME]
+ *          unix:PATH  or  unix:path=PATH[:timeout=SECONDS]
+ * A backslash escapes the next character (so "\:" is a colon in a value).
+ * caCerts, clientCert and hostname are this project's additions; the rest is
+ * Twisted's. */
+#ifndef AMP_ENDPOINT_H
+#define AMP_ENDPOINT_H
+
+#include <stddef.h>
+
+#include "amp/error.h"
+#include "amp/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum amp_endpoint_kind {
+    AMP_ENDPOINT_TCP = 1,
+    AMP_ENDPOINT_SSL = 2,
+    AMP_ENDPOINT_UNIX = 3
+} amp_endpoint_kind;
+
+typedef enum amp_client_cert {
+    AMP_CLIENT_CERT_NONE = 0,
+    AMP_CLIENT_CERT_OPTIONAL = 1,
+    AMP_CLIENT_CERT_REQUIRED = 2
+} amp_client_cert;
+
+/* TLS settings; every string may be NULL. */
+typedef struct amp_tls_config {
+    const char *private_key;   /* PEM file */
+    const char *cert;          /* PEM file; servers default to private_key */
+    const char *extra_chain;   /* PEM file of intermediates */
+    const char *ca_file;       /* CAs that verify the peer */
+    const char *ca_dir;
+    const char *hostname;      /* clients: name to verify and send (SNI);
+                                  defaults to the host */
+    const char *ciphers;       /* OpenSSL cipher list for TLS 1.2 */
+    amp_client_cert client_cert; /* servers */
+    int verify_peer;           /* clients: verify the server (default 1 once
+                                  parsed; 0 only by explicit API use) */
+} amp_tls_config;
+
+/* A parsed endpoint. Strings point into the struct's own storage. */
+typedef struct amp_endpoint {
+    amp_endpoint_kind kind;
+    int server;
+    char *host;        /* clients: host; servers: interface (NULL: any) */
+    int port;
+    char *path;        /* unix */
+    int backlog;       /* servers; default 50 like Twisted */
+    int mode;          /* unix servers: permission bits, -1 to leave as is */
+    double timeout;    /* clients: connect timeout in seconds; default 30 */
+    amp_tls_config tls;
+    char *storage_;    /* owns every string above */
+} amp_endpoint;
+
+/* Parse `text` as a server (server = 1) or client endpoint. On error returns
+ * AMP_E_ENDPOINT and writes a message saying what is wrong into err. */
+AMP_API amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char *err,
+                                   size_t err_len);
+AMP_API void amp_endpoint_free(amp_endpoint *ep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

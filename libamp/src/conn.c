@@ -1,0 +1,889 @@
+/* Connections on libev: sockets, TLS, StartTLS, descriptor passing, write
+ * buffering and call deadlines around an amp_session. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "amp/conn.h"
+#include "conn_internal.h"
+#include "tls.h"
+
+#define READ_CHUNK 65536
+#define READS_PER_EVENT 16 /* fairness between connections */
+#define MAX_FDS_PER_READ 16
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void handle_read(amp_conn *c);
+static void flush(amp_conn *c);
+static void finish(amp_conn *c, int reason);
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void enter(amp_conn *c)
+{
+    c->depth++;
+}
+
+static void really_free(amp_conn *c)
+{
+    for (size_t i = 0; i < c->nrecv_fds; i++)
+        if (c->recv_fds[i] >= 0)
+            close(c->recv_fds[i]);
+    for (size_t i = 0; i < c->nsend_fds; i++)
+        close(c->send_fds[i]);
+    free(c->recv_fds);
+    free(c->send_fds);
+    free(c->peer_subject);
+    if (c->pending_tls_ctx)
+        SSL_CTX_free(c->pending_tls_ctx);
+    if (c->serve_tls_ctx)
+        SSL_CTX_free(c->serve_tls_ctx);
+    free(c->hostname);
+    amp_session_free(c->s);
+    free(c);
+}
+
+static void leave(amp_conn *c)
+{
+    if (c->depth == 1 && c->finish_pending && c->state != CONN_CLOSED) {
+        c->finish_pending = 0;
+        finish(c, c->finish_reason); /* at depth 1: its callbacks nest safely */
+    }
+    if (--c->depth > 0)
+        return;
+    if (c->state == CONN_CLOSED)
+        really_free(c);
+}
+
+static void set_error(amp_conn *c, const char *fmt, const char *detail)
+{
+    if (!c->error[0])
+        snprintf(c->error, sizeof c->error, fmt, detail);
+}
+
+/* Tear down: stop watchers, close the socket, complete every call, report. */
+static void finish(amp_conn *c, int reason)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->depth > 1) { /* inside our own callbacks: do it on the way out */
+        c->finish_pending = 1;
+        if (!c->finish_reason)
+            c->finish_reason = reason;
+        /* but stop the conversation now: no more dispatching */
+        amp_session_close(c->s, AMP_E_CLOSED);
+        return;
+    }
+    c->state = CONN_CLOSED;
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_stop(c->loop, &c->wio);
+    ev_prepare_stop(c->loop, &c->prep);
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_stop(c->loop, &c->connect_timer);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    amp_session_close(c->s, AMP_E_CLOSED);
+    if (c->cb.closed)
+        c->cb.closed(c, reason, c->user_data);
+}
+
+/* ---- session events -------------------------------------------------------- */
+
+/* Stop reading; write what is queued; then close. */
+static void begin_closing(amp_conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->state == CONN_TLS_HANDSHAKE) {
+        c->closing_after_handshake = 1;
+        return;
+    }
+    c->state = CONN_CLOSING;
+    ev_io_stop(c->loop, &c->rio);
+    ev_prepare_start(c->loop, &c->prep);
+}
+
+static void ev_protocol_error(amp_session *s, int err, uint64_t off, void *ud)
+{
+    amp_conn *c = ud;
+    char what[128];
+    snprintf(what, sizeof what, "%s at stream offset %llu", amp_strerror(err),
+             (unsigned long long)off);
+    set_error(c, "protocol error: %s", what);
+    c->finish_reason = err;
+    begin_closing(c);
+}
+
+static void ev_backpressure(amp_session *s, int over, void *ud)
+{
+    amp_conn *c = ud;
+    if (c->cb.backpressure)
+        c->cb.backpressure(c, over, c->user_data);
+}
+
+static void ev_close_after_flush(amp_session *s, void *ud)
+{
+    begin_closing(ud);
+}
+
+static int start_ssl(amp_conn *c, SSL_CTX *ctx, int server);
+
+static void ev_start_tls(amp_session *s, void *ud)
+{
+    amp_conn *c = ud;
+    SSL_CTX *ctx = c->pending_tls_ctx;
+    c->pending_tls_ctx = NULL;
+    if (!ctx || start_ssl(c, ctx, 0)) {
+        set_error(c, "%s", "StartTLS: cannot start TLS");
+        c->finish_pending = 1;
+        c->finish_reason = AMP_E_TLS;
+    }
+    if (ctx)
+        SSL_CTX_free(ctx);
+}
+
+static void ev_output_ready(amp_session *s, void *ud)
+{
+    amp_conn *c = ud;
+    if (c->state != CONN_CLOSED)
+        ev_prepare_start(c->loop, &c->prep);
+}
+
+static const amp_session_events session_events = {
+    ev_protocol_error, ev_backpressure, ev_close_after_flush, ev_start_tls, ev_output_ready,
+};
+
+/* ---- creation ---------------------------------------------------------------- */
+
+amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg)
+{
+    amp_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->fd = fd;
+    c->state = CONN_OPEN;
+    if (cfg) {
+        c->cb = cfg->callbacks;
+        c->user_data = cfg->user_data;
+    }
+    amp_session_config scfg;
+    memset(&scfg, 0, sizeof scfg);
+    if (cfg) {
+        scfg.limits = cfg->limits;
+        scfg.output_high_water = cfg->output_high_water;
+        scfg.output_hard_cap = cfg->output_hard_cap;
+    }
+    scfg.events = &session_events;
+    scfg.user_data = c;
+    if (amp_session_new(&c->s, &scfg) != AMP_OK) {
+        free(c);
+        return NULL;
+    }
+    ev_io_init(&c->rio, conn_io_cb, fd, EV_READ);
+    ev_io_init(&c->wio, conn_io_cb, fd, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    ev_prepare_init(&c->prep, conn_prepare_cb);
+    c->prep.data = c;
+    ev_init(&c->timer, conn_timer_cb);
+    c->timer.data = c;
+    return c;
+}
+
+void amp_conn_set_callbacks(amp_conn *c, const amp_conn_callbacks *cb, void *user_data)
+{
+    if (cb)
+        c->cb = *cb;
+    else
+        memset(&c->cb, 0, sizeof c->cb);
+    c->user_data = user_data;
+}
+
+amp_session *amp_conn_session(amp_conn *c)
+{
+    return c->s;
+}
+
+struct ev_loop *amp_conn_loop(amp_conn *c)
+{
+    return c->loop;
+}
+
+int amp_conn_fd(const amp_conn *c)
+{
+    return c->fd;
+}
+
+const char *amp_conn_error_text(const amp_conn *c)
+{
+    return c->error;
+}
+
+int amp_conn_is_tls(const amp_conn *c)
+{
+    return c->ssl != NULL && c->state != CONN_TLS_HANDSHAKE;
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+static int start_ssl(amp_conn *c, SSL_CTX *ctx, int server)
+{
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
+        return -1;
+    if (server) {
+        SSL_set_accept_state(c->ssl);
+    } else {
+        SSL_set_connect_state(c->ssl);
+        if (c->hostname) {
+            SSL_set_tlsext_host_name(c->ssl, c->hostname);
+            if (c->verify_host && !SSL_set1_host(c->ssl, c->hostname))
+                return -1;
+        }
+    }
+    c->state = CONN_TLS_HANDSHAKE;
+    ev_io_start(c->loop, &c->rio);
+    ev_io_start(c->loop, &c->wio); /* the first flight goes out at once */
+    return 0;
+}
+
+static void ssl_failed(amp_conn *c, const char *what)
+{
+    long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    char buf[300];
+    if (v != X509_V_OK) {
+        snprintf(buf, sizeof buf, "%s: certificate verification failed: %s", what,
+                 X509_verify_cert_error_string(v));
+        ERR_clear_error();
+        set_error(c, "%s", buf);
+    } else {
+        amp__tls_error(buf, sizeof buf, what);
+        set_error(c, "%s", buf);
+    }
+    finish(c, AMP_E_TLS);
+}
+
+static void handshake(amp_conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->state = c->closing_after_handshake ? CONN_CLOSING : CONN_OPEN;
+        ev_io_stop(c->loop, &c->wio);
+        X509 *peer = SSL_get1_peer_certificate(c->ssl);
+        if (peer) {
+            char *subj = X509_NAME_oneline(X509_get_subject_name(peer), NULL, 0);
+            free(c->peer_subject);
+            c->peer_subject = subj ? strdup(subj) : NULL;
+            OPENSSL_free(subj);
+            X509_free(peer);
+        }
+        if (!c->ready_reported) {
+            c->ready_reported = 1;
+            ev_timer_stop(c->loop, &c->connect_timer);
+            if (c->cb.ready)
+                c->cb.ready(c, c->user_data);
+        }
+        if (c->state != CONN_CLOSED) {
+            flush(c);
+            if (c->state != CONN_CLOSED && SSL_pending(c->ssl))
+                handle_read(c);
+        }
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(c->loop, &c->wio);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(c->loop, &c->wio);
+        return;
+    }
+    ssl_failed(c, "TLS handshake failed");
+}
+
+const char *amp_conn_peer_subject(amp_conn *c)
+{
+    return c->peer_subject;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static void keep_fds(amp_conn *c, struct msghdr *msg)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *fds = (int *)CMSG_DATA(cm);
+        for (size_t i = 0; i < n; i++) {
+            if (c->nrecv_fds == c->recv_cap) {
+                size_t cap = c->recv_cap ? c->recv_cap * 2 : 8;
+                int *p = realloc(c->recv_fds, cap * sizeof *p);
+                if (!p) {
+                    close(fds[i]);
+                    continue;
+                }
+                c->recv_fds = p;
+                c->recv_cap = cap;
+            }
+            c->recv_fds[c->nrecv_fds++] = fds[i];
+        }
+    }
+}
+
+/* One read; returns bytes (> 0), 0 at EOF, -1 would block, -2 failure. */
+static ssize_t read_some(amp_conn *c, uint8_t *buf, size_t n)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, buf, (int)n);
+        if (r > 0)
+            return r;
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            return -1;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            ev_io_start(c->loop, &c->wio);
+            return -1;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return 0;
+        if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+            if (errno == 0 || errno == ECONNRESET || errno == EPIPE)
+                return 0; /* the peer went away without close_notify */
+        }
+        return -3;
+    }
+    ssize_t r;
+    if (c->unix_socket) {
+        union {
+            char buf[CMSG_SPACE(MAX_FDS_PER_READ * sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {buf, n};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        r = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+        if (r >= 0 && msg.msg_controllen)
+            keep_fds(c, &msg);
+    } else {
+        r = recv(c->fd, buf, n, 0);
+    }
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return -1;
+    if (errno == ECONNRESET)
+        return 0;
+    return -2;
+}
+
+static void handle_read(amp_conn *c)
+{
+    static __thread uint8_t buf[READ_CHUNK];
+    for (int i = 0; i < READS_PER_EVENT && c->state == CONN_OPEN && !c->finish_pending; i++) {
+        ssize_t n = read_some(c, buf, sizeof buf);
+        if (n == -1)
+            break;
+        if (n == 0) {
+            finish(c, AMP_E_CLOSED);
+            return;
+        }
+        if (n < 0) {
+            if (n == -3) {
+                ssl_failed(c, "TLS read failed");
+            } else {
+                set_error(c, "read failed: %s", strerror(errno));
+                finish(c, AMP_E_IO);
+            }
+            return;
+        }
+        amp_session_feed(c->s, buf, (size_t)n);
+        if (c->tls_mark) /* the rest of the stream is TLS: stop reading plaintext */
+            break;
+        if ((size_t)n < sizeof buf && !(c->ssl && SSL_pending(c->ssl)))
+            break;
+    }
+    if (c->state != CONN_CLOSED && !c->finish_pending)
+        flush(c);
+}
+
+/* ---- writing -------------------------------------------------------------------- */
+
+/* Write at most n bytes; returns bytes written, -1 would block, -2 failure. */
+static ssize_t write_some(amp_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        if (r > 0)
+            return r;
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+            return -1;
+        return -3;
+    }
+    ssize_t r;
+    if (c->nsend_fds) { /* one descriptor rides with one byte, as in Twisted */
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        memset(&ctl, 0, sizeof ctl);
+        struct iovec iov = {(void *)p, 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &c->send_fds[0], sizeof(int));
+        r = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (r == 1) {
+            close(c->send_fds[0]);
+            memmove(c->send_fds, c->send_fds + 1, --c->nsend_fds * sizeof(int));
+        }
+    } else {
+        r = send(c->fd, p, n, MSG_NOSIGNAL);
+    }
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return -1;
+    return -2;
+}
+
+static void begin_server_tls(amp_conn *c)
+{
+    SSL_CTX *ctx = c->serve_tls_ctx;
+    c->tls_mark = 0;
+    if (start_ssl(c, ctx, 1)) {
+        set_error(c, "%s", "StartTLS: cannot start TLS");
+        finish(c, AMP_E_TLS);
+    }
+}
+
+static void flush(amp_conn *c)
+{
+    while (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
+        const uint8_t *p;
+        size_t n;
+        amp_session_output(c->s, &p, &n);
+        if (c->tls_mark) { /* plaintext only up to the StartTLS answer */
+            uint64_t start = amp_session_output_total(c->s) - n;
+            if (start >= c->tls_mark) {
+                begin_server_tls(c);
+                return;
+            }
+            if (start + n > c->tls_mark)
+                n = (size_t)(c->tls_mark - start);
+        }
+        if (n == 0)
+            break;
+        ssize_t w = write_some(c, p, n);
+        if (w == -1) {
+            ev_io_start(c->loop, &c->wio);
+            return;
+        }
+        if (w < 0) {
+            if (w == -3) {
+                ssl_failed(c, "TLS write failed");
+            } else {
+                set_error(c, "write failed: %s", strerror(errno));
+                finish(c, AMP_E_IO);
+            }
+            return;
+        }
+        amp_session_consume(c->s, (size_t)w);
+    }
+    if (c->state == CONN_CLOSED)
+        return;
+    ev_io_stop(c->loop, &c->wio);
+    if (c->state == CONN_CLOSING) {
+        if (c->ssl)
+            SSL_shutdown(c->ssl);
+        finish(c, c->finish_reason ? c->finish_reason : AMP_E_CLOSED);
+    }
+}
+
+/* ---- watchers -------------------------------------------------------------------- */
+
+static void connected(amp_conn *c);
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    amp_conn *c = w->data;
+    enter(c);
+    switch (c->state) {
+    case CONN_CONNECTING:
+        connected(c);
+        break;
+    case CONN_TLS_HANDSHAKE:
+        handshake(c);
+        break;
+    case CONN_OPEN:
+        if (revents & EV_READ)
+            handle_read(c);
+        if ((revents & EV_WRITE) && c->state != CONN_CLOSED)
+            flush(c);
+        break;
+    case CONN_CLOSING:
+        flush(c);
+        break;
+    case CONN_CLOSED:
+        break;
+    }
+    leave(c);
+}
+
+static void arm_timer(amp_conn *c)
+{
+    uint64_t deadline;
+    if (c->state == CONN_CLOSED || !amp_session_next_deadline(c->s, &deadline)) {
+        ev_timer_stop(c->loop, &c->timer);
+        c->timer_armed = 0;
+        return;
+    }
+    if (c->timer_armed && c->armed_deadline <= deadline)
+        return; /* fires early enough; it re-arms itself */
+    double at = (double)deadline / 1000.0 - ev_now(c->loop);
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, at > 0 ? at : 0, 0);
+    ev_timer_start(c->loop, &c->timer);
+    c->timer_armed = 1;
+    c->armed_deadline = deadline;
+}
+
+static void conn_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    amp_conn *c = w->data;
+    enter(c);
+    ev_prepare_stop(loop, w);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        flush(c);
+    leave(c);
+}
+
+static uint64_t now_ms(amp_conn *c)
+{
+    return (uint64_t)(ev_now(c->loop) * 1000.0);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    amp_conn *c = w->data;
+    enter(c);
+    c->timer_armed = 0;
+    amp_session_expire(c->s, now_ms(c) + 1);
+    arm_timer(c);
+    leave(c);
+}
+
+/* ---- calls ---------------------------------------------------------------------------- */
+
+amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
+                      double timeout, amp_result_cb cb, void *user_data, uint64_t *call_id)
+{
+    if (!c)
+        return AMP_E_INVALID;
+    amp_call_opts opts = {0, 0, 0};
+    if (timeout > 0) {
+        opts.has_deadline = 1;
+        opts.deadline = now_ms(c) + (uint64_t)(timeout * 1000.0 + 0.5);
+    }
+    amp_err r = amp_session_call_str(c->s, command, args, n, &opts, cb, user_data, call_id);
+    if (r == AMP_OK && timeout > 0)
+        arm_timer(c);
+    return r;
+}
+
+amp_err amp_conn_send(amp_conn *c, const char *command, const amp_pair *args, size_t n)
+{
+    if (!c)
+        return AMP_E_INVALID;
+    amp_call_opts opts = {1, 0, 0};
+    return amp_session_call_str(c->s, command, args, n, &opts, NULL, NULL, NULL);
+}
+
+void amp_conn_close(amp_conn *c)
+{
+    if (!c || c->state == CONN_CLOSED)
+        return;
+    enter(c);
+    if (c->state == CONN_CONNECTING)
+        finish(c, AMP_E_CLOSED);
+    else
+        begin_closing(c);
+    leave(c);
+}
+
+void amp_conn_abort(amp_conn *c)
+{
+    if (!c || c->state == CONN_CLOSED)
+        return;
+    enter(c);
+    finish(c, AMP_E_CLOSED);
+    leave(c);
+}
+
+/* ---- StartTLS ----------------------------------------------------------------------- */
+
+amp_err amp_conn_start_tls(amp_conn *c, const amp_tls_config *tls, amp_result_cb cb,
+                           void *user_data)
+{
+    if (!c || !tls || c->ssl || c->unix_socket)
+        return AMP_E_INVALID;
+    char err[256];
+    SSL_CTX *ctx = amp__tls_ctx(tls, 0, err, sizeof err);
+    if (!ctx) {
+        set_error(c, "%s", err);
+        return AMP_E_TLS;
+    }
+    free(c->hostname);
+    c->hostname = tls->hostname ? strdup(tls->hostname) : NULL;
+    c->verify_host = tls->verify_peer && tls->hostname;
+    amp_err r = amp_session_start_tls(c->s, cb, user_data);
+    if (r != AMP_OK) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    if (c->pending_tls_ctx)
+        SSL_CTX_free(c->pending_tls_ctx);
+    c->pending_tls_ctx = ctx;
+    return AMP_OK;
+}
+
+static void starttls_responder(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    amp_conn *c = ud;
+    if (c->ssl || c->tls_mark || !c->serve_tls_ctx) {
+        amp_request_error(req, "TLS_ERROR", "TLS not available", 0);
+        return;
+    }
+    if (amp_request_answer(req, NULL, 0) == AMP_OK)
+        c->tls_mark = amp_session_output_total(s); /* TLS starts after the answer */
+}
+
+amp_err amp_conn_serve_start_tls(amp_conn *c, const amp_tls_config *tls)
+{
+    if (!c || !tls || c->unix_socket)
+        return AMP_E_INVALID;
+    char err[256];
+    SSL_CTX *ctx = amp__tls_ctx(tls, 1, err, sizeof err);
+    if (!ctx) {
+        set_error(c, "%s", err);
+        return AMP_E_TLS;
+    }
+    amp_err r = amp_session_serve_str(c->s, "StartTLS", starttls_responder, c);
+    if (r != AMP_OK) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    c->serve_tls_ctx = ctx;
+    return AMP_OK;
+}
+
+/* ---- descriptors ------------------------------------------------------------------- */
+
+amp_err amp_conn_send_fd(amp_conn *c, int fd, int64_t *ordinal)
+{
+    if (!c || !c->unix_socket || c->ssl || fd < 0)
+        return AMP_E_INVALID;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return AMP_E_IO;
+    int *p = realloc(c->send_fds, (c->nsend_fds + 1) * sizeof *p);
+    if (!p) {
+        close(copy);
+        return AMP_E_NOMEM;
+    }
+    c->send_fds = p;
+    c->send_fds[c->nsend_fds++] = copy;
+    if (ordinal)
+        *ordinal = c->sent_fd_count;
+    c->sent_fd_count++;
+    return AMP_OK;
+}
+
+int amp_conn_take_fd(amp_conn *c, int64_t ordinal)
+{
+    if (!c || ordinal < 0 || (uint64_t)ordinal >= c->nrecv_fds)
+        return -1;
+    int fd = c->recv_fds[ordinal];
+    c->recv_fds[ordinal] = -1;
+    return fd;
+}
+
+/* ---- connecting -------------------------------------------------------------------- */
+
+static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    amp_conn *c = w->data;
+    enter(c);
+    set_error(c, "%s", c->state == CONN_TLS_HANDSHAKE ? "TLS handshake timed out"
+                                                      : "connection timed out");
+    finish(c, c->state == CONN_TLS_HANDSHAKE ? AMP_E_TLS : AMP_E_CONNECT);
+    leave(c);
+}
+
+static void connected(amp_conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        set_error(c, "connect failed: %s", strerror(soerr));
+        finish(c, AMP_E_CONNECT);
+        return;
+    }
+    ev_io_stop(c->loop, &c->wio);
+    if (c->pending_tls_ctx) { /* ssl: endpoint */
+        SSL_CTX *ctx = c->pending_tls_ctx;
+        c->pending_tls_ctx = NULL;
+        int bad = start_ssl(c, ctx, 0);
+        SSL_CTX_free(ctx);
+        if (bad) {
+            set_error(c, "%s", "cannot start TLS");
+            finish(c, AMP_E_TLS);
+        }
+        return;
+    }
+    c->state = CONN_OPEN;
+    c->ready_reported = 1;
+    ev_timer_stop(c->loop, &c->connect_timer);
+    ev_io_start(c->loop, &c->rio);
+    if (c->cb.ready)
+        c->cb.ready(c, c->user_data);
+    if (c->state == CONN_OPEN)
+        flush(c);
+}
+
+int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
+{
+    if (ctx)
+        return start_ssl(c, ctx, 1);
+    c->ready_reported = 1;
+    ev_io_start(c->loop, &c->rio);
+    return 0;
+}
+
+static int nonblocking_socket(int domain)
+{
+    return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+void amp__conn_tune_tcp(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
+                             const amp_conn_config *cfg, amp_conn **out, char *err,
+                             size_t err_len)
+{
+    if (!loop || !ep || !out || ep->server)
+        return AMP_E_INVALID;
+    *out = NULL;
+    SSL_CTX *ctx = NULL;
+    if (ep->kind == AMP_ENDPOINT_SSL) {
+        ctx = amp__tls_ctx(&ep->tls, 0, err, err_len);
+        if (!ctx)
+            return AMP_E_TLS;
+    }
+    int fd = -1, r;
+    int is_unix = ep->kind == AMP_ENDPOINT_UNIX;
+    if (is_unix) {
+        struct sockaddr_un sa = {0};
+        sa.sun_family = AF_UNIX;
+        strncpy(sa.sun_path, ep->path, sizeof sa.sun_path - 1);
+        fd = nonblocking_socket(AF_UNIX);
+        r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    } else {
+        struct addrinfo hints = {0}, *ai = NULL;
+        hints.ai_socktype = SOCK_STREAM;
+        char port[16];
+        snprintf(port, sizeof port, "%d", ep->port);
+        int g = getaddrinfo(ep->host, port, &hints, &ai);
+        if (g) {
+            if (err)
+                snprintf(err, err_len, "cannot resolve %s: %s", ep->host, gai_strerror(g));
+            SSL_CTX_free(ctx);
+            return AMP_E_RESOLVE;
+        }
+        fd = nonblocking_socket(ai->ai_family);
+        r = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+        if (fd >= 0)
+            amp__conn_tune_tcp(fd);
+    }
+    if (fd < 0 || (r < 0 && errno != EINPROGRESS && errno != EAGAIN)) {
+        if (err)
+            snprintf(err, err_len, "cannot connect to %s: %s", is_unix ? ep->path : ep->host,
+                     strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        SSL_CTX_free(ctx);
+        return AMP_E_CONNECT;
+    }
+    amp_conn *c = amp__conn_new(loop, fd, cfg);
+    if (!c) {
+        close(fd);
+        SSL_CTX_free(ctx);
+        return AMP_E_NOMEM;
+    }
+    c->unix_socket = is_unix;
+    c->pending_tls_ctx = ctx;
+    if (ctx) {
+        c->hostname = ep->tls.hostname ? strdup(ep->tls.hostname) : NULL;
+        c->verify_host = ep->tls.verify_peer && c->hostname;
+    }
+    c->state = CONN_CONNECTING;
+    ev_io_start(loop, &c->wio);
+    ev_timer_init(&c->connect_timer, connect_timeout_cb, ep->timeout, 0);
+    c->connect_timer.data = c;
+    ev_timer_start(loop, &c->connect_timer);
+    *out = c;
+    return AMP_OK;
+}
+
+amp_err amp_connect(struct ev_loop *loop, const char *endpoint, const amp_conn_config *cfg,
+                    amp_conn **out, char *err, size_t err_len)
+{
+    amp_endpoint ep;
+    amp_err r = amp_endpoint_parse(endpoint, 0, &ep, err, err_len);
+    if (r != AMP_OK)
+        return r;
+    r = amp_connect_endpoint(loop, &ep, cfg, out, err, err_len);
+    amp_endpoint_free(&ep);
+    return r;
+}

@@ -1,0 +1,61 @@
+/* The connection object, shared by conn.c and listener.c. Internal. */
+#ifndef AMP_CONN_INTERNAL_H
+#define AMP_CONN_INTERNAL_H
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "amp/conn.h"
+
+enum conn_state {
+    CONN_CONNECTING,
+    CONN_TLS_HANDSHAKE,
+    CONN_OPEN,
+    CONN_CLOSING, /* writing what is left, then closing */
+    CONN_CLOSED
+};
+
+struct amp_conn {
+    struct ev_loop *loop;
+    int fd;
+    enum conn_state state;
+    amp_session *s;
+    amp_conn_callbacks cb;
+    void *user_data;
+
+    ev_io rio, wio;
+    ev_prepare prep;   /* writes buffered output before the loop blocks */
+    ev_timer timer;    /* the earliest call deadline */
+    ev_timer connect_timer;
+    uint64_t armed_deadline;
+    int timer_armed;
+
+    SSL *ssl;
+    SSL_CTX *pending_tls_ctx; /* client: ssl: endpoint or StartTLS, not yet started */
+    SSL_CTX *serve_tls_ctx;   /* server: answers StartTLS with this */
+    uint64_t tls_mark;        /* server StartTLS: output position where TLS starts */
+    char *hostname;
+    int verify_host;
+    char *peer_subject;
+    int closing_after_handshake;
+    int ready_reported;
+
+    int unix_socket;
+    int *send_fds;
+    size_t nsend_fds;
+    int64_t sent_fd_count;
+    int *recv_fds;
+    size_t nrecv_fds, recv_cap;
+
+    int depth;          /* nesting of our callbacks on the stack */
+    int finish_pending; /* close requested from inside a callback */
+    int finish_reason;
+    char error[300];
+};
+
+amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg);
+/* Begin reading a plain connection, or the TLS handshake with `ctx`. */
+int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx);
+void amp__conn_tune_tcp(int fd);
+
+#endif
