@@ -7,10 +7,15 @@ enum {
     CLI_OK = 0,
     CLI_BAD_INPUT = 1, /* malformed AMP stream or JSON line */
     CLI_USAGE = 2,     /* bad command line */
-    CLI_IO = 3         /* cannot open / read / write */
+    CLI_IO = 3,        /* cannot open / read / write */
+    CLI_REMOTE = 4,    /* the peer answered with an error box */
+    CLI_CONN = 5,      /* the connection failed or was lost */
+    CLI_TIMEOUT = 6    /* the connection or the call timed out */
 };
 
 int cmd_decode(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
 
 #endif

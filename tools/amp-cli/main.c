@@ -12,6 +12,8 @@ static const struct verb {
 } verbs[] = {
     {"decode", cmd_decode, "print a raw AMP byte stream as JSON lines, one box per line"},
     {"encode", cmd_encode, "write JSON lines as the exact AMP bytes"},
+    {"call", cmd_call, "call a command on a peer and print the answer as JSON"},
+    {"listen", cmd_listen, "accept connections, print every box, answer calls"},
 };
 
 static void usage(FILE *out)
@@ -27,7 +29,8 @@ static void usage(FILE *out)
     fprintf(out,
             "\n"
             "'amp-cli VERB --help' describes a verb.\n"
-            "exit status: 0 success, 1 malformed input, 2 usage error, 3 I/O error\n");
+            "exit status: 0 success, 1 malformed input, 2 usage error, 3 I/O error,\n"
+            "4 the peer answered with an error, 5 connection failed, 6 timed out\n");
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
 #define AMP_AMP_H
 
 #include "amp/box.h"
+#include "amp/client.h"
 #include "amp/conn.h"
 #include "amp/endpoint.h"
 #include "amp/error.h"

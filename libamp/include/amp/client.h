@@ -1,0 +1,61 @@
+/* A blocking client for scripts, tools and bindings, built on amp_conn with
+ * a private libev loop. Also usable from a foreign event loop: watch
+ * amp_client_fd() for reading, and call amp_client_step() when it is
+ * readable, after starting calls, and when amp_client_timeout() elapses. */
+#ifndef AMP_CLIENT_H
+#define AMP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp/conn.h"
+#include "amp/error.h"
+#include "amp/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct amp_client amp_client;
+
+/* A finished call: an owned copy of the answer or error box. */
+typedef struct amp_reply {
+    int status;      /* AMP_OK, AMP_E_REMOTE, AMP_E_TIMEOUT, AMP_E_CLOSED, ... */
+    amp_box box;     /* the answer or error box (count 0 if none) */
+    const amp_pair *error_code, *error_description; /* for AMP_E_REMOTE */
+} amp_reply;
+
+AMP_API void amp_reply_free(amp_reply *r);
+/* An owned copy of a box. */
+AMP_API amp_err amp_reply_from_result(const amp_result *r, amp_reply **out);
+
+/* Connect and wait until the connection is ready (TLS included), at most
+ * `timeout` seconds (0: the endpoint's own timeout). */
+AMP_API amp_err amp_client_connect(amp_client **out, const char *endpoint, double timeout,
+                                   char *err, size_t err_len);
+/* Call and wait for the outcome; *reply (always set on AMP_OK and on
+ * AMP_E_REMOTE) must be freed with amp_reply_free(). Returns the call's
+ * status: AMP_OK, AMP_E_REMOTE, AMP_E_TIMEOUT, AMP_E_CLOSED, or an error
+ * from amp_session_call(). */
+AMP_API amp_err amp_client_call(amp_client *c, const char *command, const amp_pair *args,
+                                size_t n, double timeout, amp_reply **reply);
+/* StartTLS, waiting for the handshake. */
+AMP_API amp_err amp_client_start_tls(amp_client *c, const amp_tls_config *tls, double timeout);
+/* The underlying connection (for descriptors, responders on its session,
+ * asynchronous calls with amp_conn_call()); NULL once closed. */
+AMP_API amp_conn *amp_client_conn(amp_client *c);
+/* Why the connection failed or closed. */
+AMP_API const char *amp_client_error_text(const amp_client *c);
+AMP_API void amp_client_free(amp_client *c);
+
+/* Foreign loops. */
+AMP_API int amp_client_fd(const amp_client *c);
+/* Run whatever is ready without blocking: reads, writes, timers. */
+AMP_API void amp_client_step(amp_client *c);
+/* Seconds until amp_client_step() must run for timers; -1: no timer. */
+AMP_API double amp_client_timeout(const amp_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
