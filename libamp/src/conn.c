@@ -524,8 +524,8 @@ static void flush(amp_conn *c)
         }
         amp_session_consume(c->s, (size_t)w);
     }
-    if (c->state == CONN_CLOSED)
-        return;
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+        return; /* closed, or a TLS handshake now owns the watchers */
     ev_io_stop(c->loop, &c->wio);
     if (c->state == CONN_CLOSING) {
         if (c->ssl)

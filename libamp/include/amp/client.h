@@ -42,7 +42,8 @@ AMP_API amp_err amp_client_call(amp_client *c, const char *command, const amp_pa
 /* StartTLS, waiting for the handshake. */
 AMP_API amp_err amp_client_start_tls(amp_client *c, const amp_tls_config *tls, double timeout);
 /* The underlying connection (for descriptors, responders on its session,
- * asynchronous calls with amp_conn_call()); NULL once closed. */
+ * asynchronous calls with amp_conn_call()); NULL once closed. The client
+ * owns its callbacks: do not replace them with amp_conn_set_callbacks(). */
 AMP_API amp_conn *amp_client_conn(amp_client *c);
 /* Why the connection failed or closed. */
 AMP_API const char *amp_client_error_text(const amp_client *c);
