@@ -35,6 +35,55 @@ def test_c_example_compiles_and_runs():
     assert out == expected
 
 
+def named_examples():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    return dict(re.findall(r"<!-- example: (\S+) -->\n```c\n(.*?)```", text, re.S))
+
+
+def build_example(name, code, tmp):
+    src = os.path.join(tmp, name)
+    with open(src, "w") as f:
+        f.write(code)
+    exe = src[:-2]
+    cflags = os.environ.get("CFLAGS", "").split()
+    subprocess.run(["cc", *cflags, "-Wall", "-Werror", src,
+                    "-I", os.path.join(ROOT, "libamp", "include"),
+                    "-I", os.path.join(BUILD, "libamp", "include"),
+                    os.path.join(BUILD, "libamp", "libamp.a"),
+                    "-lev", "-lssl", "-lcrypto", "-lm", "-lpthread", "-o", exe], check=True)
+    return exe
+
+
+def test_server_and_client_examples(tmp_path):
+    ex = named_examples()
+    assert set(ex) >= {"sum_server.c", "sum_client.c"}
+    server = build_example("sum_server.c", ex["sum_server.c"], str(tmp_path))
+    client = build_example("sum_client.c", ex["sum_client.c"], str(tmp_path))
+    proc = subprocess.Popen([server, "tcp:0:interface=127.0.0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("serving Sum on port "), line
+        port = int(line.split()[-1])
+        p = run([client, "tcp:127.0.0.1:%d" % port])
+        assert p.stdout == b"total = 94\n"
+    finally:
+        os.kill(proc.pid, 15)
+        proc.wait(timeout=10)
+    # the same client against Twisted
+    twisted = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "interop-tests", "python",
+                                "twisted_peer.py"), "serve", "tcp:0:interface=127.0.0.1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = int(twisted.stdout.readline().split()[1])
+        p = run([client, "tcp:127.0.0.1:%d" % port])
+        assert p.stdout == b"total = 94\n"
+    finally:
+        os.kill(twisted.pid, 15)
+        twisted.wait(timeout=10)
+
+
 def test_cli_examples_print_what_the_readme_says():
     block = [b for b in readme_blocks("sh") if "amp-cli decode" in b][0]
     cli = os.path.join(BUILD, "tools", "amp-cli", "amp-cli")

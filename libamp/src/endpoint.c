@@ -96,9 +96,10 @@ amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char
     else if (!strcmp(kind, "unix"))
         out->kind = AMP_ENDPOINT_UNIX;
     else {
+        fail(err, err_len, text, "unknown type '%s' (expected tcp, ssl or unix)",
+             nf > 1 ? kind : text);
         amp_endpoint_free(out);
-        return fail(err, err_len, text, "unknown type '%s' (expected tcp, ssl or unix)",
-                    nf > 1 ? kind : text);
+        return AMP_E_ENDPOINT;
     }
 
     amp_err r = AMP_OK;
