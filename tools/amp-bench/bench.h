@@ -13,5 +13,6 @@ int bench_json_size(const char *json, const char *key, size_t *out);
 int bench_json_doubles(const char *json, const char *key, double *out, int n);
 
 int bench_codec(int argc, char **argv);
+int bench_call(int argc, char **argv);
 
 #endif
