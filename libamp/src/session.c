@@ -95,8 +95,14 @@ static void request_free(amp_request *r)
 
 static void really_free(amp_session *s)
 {
-    while (s->requests)
-        request_free(s->requests);
+    /* unanswered requests outlive the session: answering them later fails
+     * with AMP_E_CLOSED and frees them */
+    while (s->requests) {
+        amp_request *r = s->requests;
+        s->requests = r->next;
+        r->s = NULL;
+        r->prev = r->next = NULL;
+    }
     amp_calltable_free(&s->calls);
     amp_strmap_free(&s->responders);
     amp_decoder_free(s->dec);

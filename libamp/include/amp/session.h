@@ -45,8 +45,9 @@ typedef void (*amp_result_cb)(amp_session *s, uint64_t call_id, const amp_result
 
 /* A call arrived for a command this responder serves. `args` is the whole
  * box (valid during the callback). Answer now or later, exactly once, with
- * amp_request_answer() or amp_request_error(); a call sent without _ask
- * also gets a request, whose answer is dropped without being sent. */
+ * amp_request_answer() or amp_request_error() (each frees the request);
+ * a call sent without _ask also gets a request, whose answer is dropped
+ * without being sent. A request outlives its session and connection. */
 typedef void (*amp_responder_cb)(amp_session *s, amp_request *req, const amp_box *args,
                                  void *user_data);
 
@@ -78,9 +79,10 @@ typedef struct amp_session_config {
 
 /* `cfg` may be NULL for defaults. */
 AMP_API amp_err amp_session_new(amp_session **out, const amp_session_config *cfg);
-/* Frees the session. Outstanding calls complete with AMP_E_CLOSED first;
- * unanswered requests are freed (their handles become invalid). Deferred
- * when called from inside a callback of this session. */
+/* Frees the session. Outstanding calls complete with AMP_E_CLOSED first.
+ * Unanswered requests stay valid: answering them later returns AMP_E_CLOSED
+ * and frees them, so every request must still be answered exactly once.
+ * Deferred when called from inside a callback of this session. */
 AMP_API void amp_session_free(amp_session *s);
 
 /* ---- Serving ---------------------------------------------------------- */
