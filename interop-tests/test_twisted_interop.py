@@ -42,6 +42,10 @@ def pki(tmp_path_factory):
     (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
          "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+         "-subj", "/CN=amp test client")
+    ossl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "client.pem", "-days", "2")
     (d / "cadir").mkdir()
     (d / "cadir" / "ca.pem").write_bytes((d / "ca.pem").read_bytes())
     return d
@@ -147,6 +151,34 @@ def test_tls_refuses_wrong_ca_and_wrong_host(pki):
         p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.port,
                             "-tls1_1"], input=b"", capture_output=True, timeout=30)
         assert p.returncode != 0
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["required", "optional"])
+def test_client_certificates(pki, mode):
+    ep = "ssl:0:privateKey=%s:certKey=%s:caCerts=%s:clientCert=%s:interface=127.0.0.1" % (
+        pki / "server.key", pki / "server.pem", pki / "ca.pem", mode)
+    srv = c_server(ep)
+    base = "ssl:host=localhost:port=%d:caCerts=%s" % (srv.port, pki / "ca.pem")
+    try:
+        with_cert = base + ":certKey=%s:privateKey=%s" % (pki / "client.pem", pki / "client.key")
+        p = run([AMP_CLI, "call", with_cert, "Sum", "a:int=1", "b:int=2"])
+        assert p.stdout == b'{"total":"3"}\n'
+        p = run([AMP_CLI, "call", base, "Sum", "a:int=1", "b:int=2"], check=False)
+        if mode == "required":
+            assert p.returncode == 5, p.stderr
+        else:
+            assert p.returncode == 0 and p.stdout == b'{"total":"3"}\n', p.stderr
+        # a certificate from another CA is refused in both modes
+        other = pki / "other"
+        other.mkdir(exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        "o.key", "-out", "o.pem", "-days", "1", "-subj", "/CN=stranger"],
+                       cwd=other, check=True, capture_output=True)
+        p = run([AMP_CLI, "call", base + ":certKey=%s:privateKey=%s" % (other / "o.pem",
+                 other / "o.key"), "Sum", "a:int=1", "b:int=2"], check=False)
+        assert p.returncode == 5, p.stdout
     finally:
         srv.stop()
 
