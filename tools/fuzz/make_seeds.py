@@ -23,6 +23,13 @@ for section in ("boxes", "decode_only", "reject", "truncated"):
         if len(data) <= 4096:
             write("decoder", b"\x00" + data)
             write("decoder", b"\x4b" + data)  # small limits, empty boxes allowed
+conv = json.load(open(os.path.join(VEC, "conversation.json")))
+answers = b"".join(bytes.fromhex(v["hex"]) for v in conv["cases"])
+for v in conv["cases"] + conv["reject"]:
+    write("session", bytes.fromhex(v["hex"]))
+write("session", answers)
+for v in framing["boxes"][:2]:
+    write("session", bytes.fromhex(v["hex"]))
 types = json.load(open(os.path.join(VEC, "types.json")))["types"]
 for t in types.values():
     for section in ("encode", "reject", "decode_only"):
