@@ -4,6 +4,12 @@
     twisted_peer.py serve ENDPOINT [--cert C --key K --ca CA]
         serve the interop commands; prints "port N" when listening
     twisted_peer.py check ENDPOINT [--unix PATH] [--ca CA] [--cert C --key K]
+    twisted_peer.py provide BROKER [--policy P] [--name N] [COMMAND...]
+        connect to an amp-broker, register COMMANDs (default: Sum and Delay),
+        serve them; prints "ready" once registered. Sum answers include
+        "served_by" = N so tests can see which provider answered
+    twisted_peer.py subscribe BROKER PATTERN...
+        subscribe and print every event as one JSON line
         call every interop scenario against a server (C or Twisted); exits 0
         when all pass, 1 otherwise, with one line per scenario
 
@@ -190,6 +196,72 @@ def serve(endpoint, argv):
 
     ep.listen(Factory.forProtocol(Peer)).addCallbacks(listening, lambda f: (
         print(f.getErrorMessage(), file=sys.stderr), reactor.stop()))
+    reactor.run()
+
+
+# ---------------------------------------------------------------- bus peers
+class Register(amp.Command):
+    commandName = b"amp.Register"
+    arguments = [(b"command", amp.Unicode()), (b"policy", amp.Unicode(optional=True))]
+
+
+class Subscribe(amp.Command):
+    commandName = b"amp.Subscribe"
+    arguments = [(b"pattern", amp.Unicode())]
+
+
+class NamedSum(amp.Command):
+    commandName = b"Sum"
+    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
+    response = [(b"total", amp.Integer()), (b"served_by", amp.Unicode())]
+
+
+def provide(endpoint, argv):
+    name = arg(argv, "--name") or "twisted"
+    policy = arg(argv, "--policy")
+    skip = {"--name", "--policy", name, policy}
+    commands = [a for a in argv if a not in skip] or ["Sum", "Delay"]
+
+    class Provider(Peer):
+        @NamedSum.responder
+        def named_sum(self, a, b):
+            return {"total": a + b, "served_by": name}
+
+    @defer.inlineCallbacks
+    def go():
+        p = yield endpoints.connectProtocol(endpoints.clientFromString(reactor, endpoint),
+                                            Provider())
+        for c in commands:
+            kw = {"command": c}
+            if policy:
+                kw["policy"] = policy
+            yield p.callRemote(Register, **kw)
+        print("ready", flush=True)
+
+    reactor.callWhenRunning(lambda: go().addErrback(lambda f: (
+        print(f.getErrorMessage(), file=sys.stderr), reactor.stop())))
+    reactor.run()
+
+
+class Listener(amp.AMP):
+    def locateResponder(self, name):
+        def show(box):
+            print(json.dumps({k.decode(): v.decode("utf-8", "surrogateescape")
+                              for k, v in sorted(box.items())}), flush=True)
+            return defer.succeed(amp.AmpBox())
+        return show
+
+
+def subscribe(endpoint, patterns):
+    @defer.inlineCallbacks
+    def go():
+        p = yield endpoints.connectProtocol(endpoints.clientFromString(reactor, endpoint),
+                                            Listener())
+        for pat in patterns:
+            yield p.callRemote(Subscribe, pattern=pat)
+        print("ready", flush=True)
+
+    reactor.callWhenRunning(go)
     reactor.run()
 
 
@@ -391,6 +463,12 @@ def main():
     mode, endpoint, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
     if mode == "serve":
         serve(endpoint, rest)
+        return
+    if mode == "provide":
+        provide(endpoint, rest)
+        return
+    if mode == "subscribe":
+        subscribe(endpoint, rest)
         return
     status = []
 

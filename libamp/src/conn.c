@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -423,6 +424,7 @@ static void handle_read(amp_conn *c)
             }
             return;
         }
+        c->bytes_in += (size_t)n;
         amp_session_feed(c->s, buf, (size_t)n);
         if (c->tls_mark) /* the rest of the stream is TLS: stop reading plaintext */
             break;
@@ -522,6 +524,7 @@ static void flush(amp_conn *c)
             }
             return;
         }
+        c->bytes_out += (size_t)w;
         amp_session_consume(c->s, (size_t)w);
     }
     if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
@@ -609,8 +612,9 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- calls ---------------------------------------------------------------------------- */
 
-amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
-                      double timeout, amp_result_cb cb, void *user_data, uint64_t *call_id)
+amp_err amp_conn_call_bytes(amp_conn *c, const uint8_t *command, size_t command_len,
+                            const amp_pair *args, size_t n, double timeout, amp_result_cb cb,
+                            void *user_data, uint64_t *call_id)
 {
     if (!c)
         return AMP_E_INVALID;
@@ -619,10 +623,51 @@ amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, si
         opts.has_deadline = 1;
         opts.deadline = now_ms(c) + (uint64_t)(timeout * 1000.0 + 0.5);
     }
-    amp_err r = amp_session_call_str(c->s, command, args, n, &opts, cb, user_data, call_id);
+    amp_err r = amp_session_call(c->s, command, command_len, args, n, &opts, cb, user_data,
+                                 call_id);
     if (r == AMP_OK && timeout > 0)
         arm_timer(c);
     return r;
+}
+
+amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
+                      double timeout, amp_result_cb cb, void *user_data, uint64_t *call_id)
+{
+    if (!command)
+        return AMP_E_INVALID;
+    return amp_conn_call_bytes(c, (const uint8_t *)command, strlen(command), args, n, timeout,
+                               cb, user_data, call_id);
+}
+
+uint64_t amp_conn_bytes_in(const amp_conn *c)
+{
+    return c->bytes_in;
+}
+
+uint64_t amp_conn_bytes_out(const amp_conn *c)
+{
+    return c->bytes_out;
+}
+
+const char *amp_conn_peer_name(amp_conn *c)
+{
+    if (!c->peer_name[0]) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        char host[48] = "?";
+        if (c->unix_socket || getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
+            snprintf(c->peer_name, sizeof c->peer_name, "%s", c->unix_socket ? "unix" : "?");
+        } else if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            snprintf(c->peer_name, sizeof c->peer_name, "%s:%u", host, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            snprintf(c->peer_name, sizeof c->peer_name, "[%s]:%u", host, ntohs(a->sin6_port));
+        }
+    }
+    return c->peer_name;
 }
 
 amp_err amp_conn_send(amp_conn *c, const char *command, const amp_pair *args, size_t n)

@@ -47,6 +47,8 @@ struct amp_conn {
     int *recv_fds;
     size_t nrecv_fds, recv_cap;
 
+    uint64_t bytes_in, bytes_out;
+    char peer_name[64];
     int depth;          /* nesting of our callbacks on the stack */
     int finish_pending; /* close requested from inside a callback */
     int finish_reason;

@@ -36,6 +36,7 @@ struct amp_session {
     struct responder fallback;
     amp_request *requests; /* unanswered requests (doubly linked) */
 
+    uint64_t late_answers;
     int closed;
     int depth;          /* nesting of public entry points that run callbacks */
     int free_pending;
@@ -317,15 +318,22 @@ static void fatal_close(amp_session *s)
     amp_session_close(s, AMP_E_CLOSED);
 }
 
-static amp_err send_error(amp_session *s, const uint8_t *tag, size_t tag_len, const char *code,
-                          const uint8_t *desc, size_t desc_len)
+static amp_err send_error_bytes(amp_session *s, const uint8_t *tag, size_t tag_len,
+                                const uint8_t *code, size_t code_len, const uint8_t *desc,
+                                size_t desc_len)
 {
     amp_pair head[3] = {
         {(const uint8_t *)"_error", 6, tag, tag_len},
-        {(const uint8_t *)"_error_code", 11, (const uint8_t *)code, strlen(code)},
+        {(const uint8_t *)"_error_code", 11, code, code_len},
         {(const uint8_t *)"_error_description", 18, desc, desc_len},
     };
     return write_box(s, head, 3, NULL, 0);
+}
+
+static amp_err send_error(amp_session *s, const uint8_t *tag, size_t tag_len, const char *code,
+                          const uint8_t *desc, size_t desc_len)
+{
+    return send_error_bytes(s, tag, tag_len, (const uint8_t *)code, strlen(code), desc, desc_len);
 }
 
 static int reserved_key(const amp_pair *p)
@@ -374,13 +382,22 @@ amp_err amp_request_error(amp_request *req, const char *code, const char *descri
 {
     if (!req || !code || !description || !*code)
         return AMP_E_INVALID;
+    return amp_request_error_bytes(req, (const uint8_t *)code, strlen(code),
+                                   (const uint8_t *)description, strlen(description), fatal);
+}
+
+amp_err amp_request_error_bytes(amp_request *req, const uint8_t *code, size_t code_len,
+                                const uint8_t *description, size_t description_len, int fatal)
+{
+    if (!req || !code || !code_len || (!description && description_len))
+        return AMP_E_INVALID;
     amp_session *s = req->s;
     amp_err r = AMP_OK;
     if (!s || s->closed)
         r = AMP_E_CLOSED;
     else if (req->tag)
-        r = send_error(s, req->tag, req->tag_len, code, (const uint8_t *)description,
-                       strlen(description));
+        r = send_error_bytes(s, req->tag, req->tag_len, code, code_len,
+                             description ? description : (const uint8_t *)"", description_len);
     request_free(req);
     if (s && !s->closed && (fatal || r == AMP_E_BACKPRESSURE)) {
         enter(s);
@@ -501,6 +518,7 @@ static void dispatch_result(amp_session *s, const amp_box *box, const amp_messag
     }
     if (c->dead) { /* cancelled or timed out: the late answer is dropped */
         amp_calltable_remove(&s->calls, c);
+        s->late_answers++;
         return;
     }
     amp_result r = {AMP_OK, box, NULL, NULL};
@@ -688,6 +706,11 @@ void amp_session_expire(amp_session *s, uint64_t now)
 int amp_session_next_deadline(const amp_session *s, uint64_t *deadline)
 {
     return amp_calltable_next_deadline(&s->calls, deadline);
+}
+
+uint64_t amp_session_late_answers(const amp_session *s)
+{
+    return s->late_answers;
 }
 
 size_t amp_session_outstanding(const amp_session *s)

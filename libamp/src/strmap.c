@@ -102,3 +102,11 @@ void *amp_strmap_remove(amp_strmap *m, const uint8_t *key, size_t n)
     }
     return value;
 }
+
+void amp_strmap_foreach(const amp_strmap *m,
+                        void (*fn)(const uint8_t *key, size_t n, void *value, void *ud), void *ud)
+{
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slots[i].key)
+            fn(m->slots[i].key, m->slots[i].key_len, m->slots[i].value, ud);
+}

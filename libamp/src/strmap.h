@@ -23,6 +23,9 @@ void amp_strmap_free(amp_strmap *m);
 /* 0: stored; 1: the key exists (nothing changed); -1: out of memory. */
 int amp_strmap_put(amp_strmap *m, const uint8_t *key, size_t n, void *value);
 void *amp_strmap_get(const amp_strmap *m, const uint8_t *key, size_t n);
+/* Calls fn for every entry; fn must not change the map. */
+void amp_strmap_foreach(const amp_strmap *m,
+                        void (*fn)(const uint8_t *key, size_t n, void *value, void *ud), void *ud);
 /* Removes the key and returns its value (not freed), or NULL. */
 void *amp_strmap_remove(amp_strmap *m, const uint8_t *key, size_t n);
 

@@ -87,6 +87,10 @@ AMP_API int amp_conn_fd(const amp_conn *c);
 AMP_API amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
                               double timeout, amp_result_cb cb, void *user_data,
                               uint64_t *call_id);
+/* The same with the command as bytes. */
+AMP_API amp_err amp_conn_call_bytes(amp_conn *c, const uint8_t *command, size_t command_len,
+                                    const amp_pair *args, size_t n, double timeout,
+                                    amp_result_cb cb, void *user_data, uint64_t *call_id);
 /* The same without _ask: nothing comes back. */
 AMP_API amp_err amp_conn_send(amp_conn *c, const char *command, const amp_pair *args, size_t n);
 
@@ -115,6 +119,12 @@ AMP_API amp_err amp_conn_send_fd(amp_conn *c, int fd, int64_t *ordinal);
 /* The received descriptor with that ordinal, now owned by the caller, or
  * -1. Descriptors never taken are closed with the connection. */
 AMP_API int amp_conn_take_fd(amp_conn *c, int64_t ordinal);
+
+/* AMP bytes received and sent so far (after TLS decryption). */
+AMP_API uint64_t amp_conn_bytes_in(const amp_conn *c);
+AMP_API uint64_t amp_conn_bytes_out(const amp_conn *c);
+/* The peer's address ("127.0.0.1:5555", "unix"), for logs. */
+AMP_API const char *amp_conn_peer_name(amp_conn *c);
 
 /* A description of why the connection failed or closed ("" if none). */
 AMP_API const char *amp_conn_error_text(const amp_conn *c);

@@ -109,6 +109,10 @@ AMP_API amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size
  * fatalErrors). The request is freed. */
 AMP_API amp_err amp_request_error(amp_request *req, const char *code, const char *description,
                                   int fatal);
+/* The same with byte strings (a relayed error keeps its exact bytes). */
+AMP_API amp_err amp_request_error_bytes(amp_request *req, const uint8_t *code, size_t code_len,
+                                        const uint8_t *description, size_t description_len,
+                                        int fatal);
 
 /* ---- Calling ---------------------------------------------------------- */
 typedef struct amp_call_opts {
@@ -136,6 +140,9 @@ AMP_API void amp_session_expire(amp_session *s, uint64_t now);
 /* The earliest deadline of an outstanding call; 0 if there is none. */
 AMP_API int amp_session_next_deadline(const amp_session *s, uint64_t *deadline);
 AMP_API size_t amp_session_outstanding(const amp_session *s);
+/* Answers and errors that arrived after their call timed out or was
+ * cancelled, and were dropped. */
+AMP_API uint64_t amp_session_late_answers(const amp_session *s);
 
 /* StartTLS, client side: sends the StartTLS call; later calls are held back
  * until its answer, then the start_tls event fires and they are released.

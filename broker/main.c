@@ -1,0 +1,203 @@
+/* amp-broker: the AMP message bus daemon. */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <ini.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amp/amp.h"
+#include "log.h"
+#include "router.h"
+
+#define DEFAULT_LISTEN "tcp:7760:interface=127.0.0.1"
+#define MAX_LISTEN 16
+
+struct settings {
+    const char *listen[MAX_LISTEN];
+    int nlisten;
+    int cli_listen; /* --listen given: the config file's are ignored */
+    router_config router;
+    amp_conn_config conn;
+    char *owned[MAX_LISTEN];
+    int nowned;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amp-broker [--config FILE] [--listen ENDPOINT]... [--log-level LEVEL]\n"
+            "                  [--help] [--version]\n"
+            "\n"
+            "The AMP message bus. Peers connect, register the commands they serve\n"
+            "(amp.Register), call commands served by others, and publish and subscribe\n"
+            "to events (calls without _ask; amp.Subscribe). See spec/amp.md, \"The bus\".\n"
+            "\n"
+            "  --listen ENDPOINT   listen here (repeatable; default " DEFAULT_LISTEN ")\n"
+            "                      e.g. tcp:7760, unix:/run/amp.sock,\n"
+            "                      ssl:7761:privateKey=key.pem:certKey=cert.pem\n"
+            "  --config FILE       settings file (INI); see broker/amp-broker.conf\n"
+            "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "\n"
+            "Logs go to standard error. SIGINT and SIGTERM stop the broker.\n");
+}
+
+static int on_setting(void *ud, const char *section, const char *name, const char *value)
+{
+    struct settings *s = ud;
+    char *end;
+    if (strcmp(section, "broker") && strcmp(section, "")) {
+        fprintf(stderr, "amp-broker: unknown section [%s]\n", section);
+        return 0;
+    }
+    if (!strcmp(name, "listen")) {
+        if (s->cli_listen)
+            return 1;
+        if (s->nlisten == MAX_LISTEN || s->nowned == MAX_LISTEN)
+            return 0;
+        s->listen[s->nlisten++] = s->owned[s->nowned++] = strdup(value);
+    } else if (!strcmp(name, "call_timeout")) {
+        s->router.call_timeout = strtod(value, &end);
+        if (*end || s->router.call_timeout <= 0)
+            return 0;
+    } else if (!strcmp(name, "max_call_timeout")) {
+        s->router.max_call_timeout = strtod(value, &end);
+        if (*end || s->router.max_call_timeout <= 0)
+            return 0;
+    } else if (!strcmp(name, "event_queue_bytes")) {
+        s->router.event_queue_bytes = strtoull(value, &end, 10);
+        if (*end || !s->router.event_queue_bytes)
+            return 0;
+    } else if (!strcmp(name, "slow_consumer")) {
+        if (!strcmp(value, "drop"))
+            s->router.slow_consumer = SLOW_DROP;
+        else if (!strcmp(value, "disconnect"))
+            s->router.slow_consumer = SLOW_DISCONNECT;
+        else
+            return 0;
+    } else if (!strcmp(name, "max_box_bytes")) {
+        s->conn.limits.max_box_bytes = strtoull(value, &end, 10);
+        if (*end || s->conn.limits.max_box_bytes < 2)
+            return 0;
+    } else if (!strcmp(name, "max_keys")) {
+        s->conn.limits.max_keys = strtoull(value, &end, 10);
+        if (*end || !s->conn.limits.max_keys)
+            return 0;
+    } else if (!strcmp(name, "output_hard_cap")) {
+        s->conn.output_hard_cap = strtoull(value, &end, 10);
+        if (*end || !s->conn.output_hard_cap)
+            return 0;
+    } else if (!strcmp(name, "log_level")) {
+        int l = log_level_parse(value);
+        if (l < 0)
+            return 0;
+        log_threshold = (enum log_level)l;
+    } else {
+        fprintf(stderr, "amp-broker: unknown setting '%s'\n", name);
+        return 0;
+    }
+    return 1;
+}
+
+static void on_accept(amp_listener *l, amp_conn *c, void *ud)
+{
+    router_accept(ud, c);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    log_msg(LOG_INFO, "signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},   {"config", required_argument, 0, 'c'},
+        {"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0},
+    };
+    struct settings s;
+    memset(&s, 0, sizeof s);
+    s.router.call_timeout = 30;
+    s.router.max_call_timeout = 300;
+    s.router.event_queue_bytes = 8u << 20;
+    s.router.slow_consumer = SLOW_DROP;
+    const char *config = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (s.nlisten == MAX_LISTEN) {
+                fprintf(stderr, "amp-broker: at most %d --listen\n", MAX_LISTEN);
+                return 2;
+            }
+            s.listen[s.nlisten++] = optarg;
+            s.cli_listen = 1;
+            break;
+        case 'c': config = optarg; break;
+        case 'L': {
+            int l = log_level_parse(optarg);
+            if (l < 0) {
+                fprintf(stderr, "amp-broker: unknown log level '%s'\n", optarg);
+                return 2;
+            }
+            log_threshold = (enum log_level)l;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("amp-broker %s\n", amp_version()); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (config) {
+        int line = ini_parse(config, on_setting, &s);
+        if (line) {
+            if (line < 0)
+                fprintf(stderr, "amp-broker: cannot read %s: %s\n", config, strerror(errno));
+            else
+                fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
+            return 2;
+        }
+    }
+    if (!s.nlisten)
+        s.listen[s.nlisten++] = DEFAULT_LISTEN;
+
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = ev_default_loop(0);
+    router *r = router_new(loop, &s.router);
+    amp_listener *listeners[MAX_LISTEN];
+    for (int i = 0; i < s.nlisten; i++) {
+        char err[512];
+        if (amp_listen(loop, s.listen[i], &s.conn, on_accept, r, &listeners[i], err,
+                       sizeof err) != AMP_OK) {
+            log_msg(LOG_ERROR, "%s", err);
+            return 1;
+        }
+        int port = amp_listener_port(listeners[i]);
+        if (port >= 0)
+            log_msg(LOG_INFO, "listening on %s (port %d)", s.listen[i], port);
+        else
+            log_msg(LOG_INFO, "listening on %s", s.listen[i]);
+    }
+    ev_signal sigint, sigterm;
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    log_msg(LOG_INFO, "amp-broker %s ready", amp_version());
+    ev_run(loop, 0);
+    for (int i = 0; i < s.nlisten; i++)
+        amp_listener_free(listeners[i]);
+    router_free(r);
+    for (int i = 0; i < s.nowned; i++)
+        free(s.owned[i]);
+    log_msg(LOG_INFO, "stopped");
+    return 0;
+}

@@ -1,0 +1,13 @@
+/* Subscription patterns: command names split into tokens at '.'; a '*'
+ * token matches exactly one token, a final '>' token matches one or more. */
+#ifndef AMP_BROKER_PATTERN_H
+#define AMP_BROKER_PATTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 0 if `p` is a valid pattern, else -1 with a reason. */
+int pattern_check(const uint8_t *p, size_t n, const char **why);
+int pattern_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn);
+
+#endif

@@ -1,0 +1,643 @@
+/* The bus. Calls for commands the broker does not own are forwarded to one
+ * provider under the broker's own tag and the outcome is relayed back under
+ * the caller's tag; calls without _ask are events, delivered to matching
+ * subscribers. Every _ask the broker accepts gets exactly one answer or
+ * error: the conversation layer guarantees that each forwarded call
+ * completes exactly once, and each completion answers its request once. */
+#include "router.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pattern.h"
+#include "strmap.h"
+
+enum policy { POLICY_ROUNDROBIN, POLICY_RANDOM, POLICY_FIRST, POLICY_LEAST_BUSY };
+static const char *policy_names[] = {"roundrobin", "random", "first", "least-busy"};
+
+struct peer {
+    router *r;
+    amp_conn *conn;
+    uint64_t id;
+    int inflight; /* forwarded calls this peer has not answered */
+    int slow;     /* marked for disconnection as a slow consumer */
+    struct peer *prev, *next;
+};
+
+struct command {
+    struct peer **providers; /* in registration order */
+    size_t n, cap;
+    enum policy policy;
+    size_t rr;
+};
+
+struct subscription {
+    struct peer *peer;
+    uint8_t *pattern;
+    size_t len;
+};
+
+struct counter {
+    char code[32];
+    uint64_t n;
+};
+
+struct router {
+    struct ev_loop *loop;
+    router_config cfg;
+    amp_strmap commands;
+    struct subscription *subs;
+    size_t nsubs, subs_cap;
+    struct peer *peers;
+    size_t npeers;
+    uint64_t next_peer_id;
+    uint64_t rng;
+    double started;
+    struct {
+        uint64_t connections_total, calls_routed, calls_answered, events_published,
+            events_delivered, events_dropped, slow_consumers_disconnected,
+            late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed;
+        struct counter errors[16];
+    } stats;
+};
+
+struct relay {
+    router *r;
+    amp_request *req;
+    struct peer *provider;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void count_error(router *r, const uint8_t *code, size_t n)
+{
+    size_t i;
+    for (i = 0; i < 16 && r->stats.errors[i].code[0]; i++)
+        if (strlen(r->stats.errors[i].code) == n && !memcmp(r->stats.errors[i].code, code, n))
+            break;
+    if (i == 16)
+        i = 15; /* the last slot collects the rest */
+    if (!r->stats.errors[i].code[0])
+        snprintf(r->stats.errors[i].code, sizeof r->stats.errors[i].code, "%.*s",
+                 (int)(n < 31 ? n : 31), code);
+    r->stats.errors[i].n++;
+}
+
+static void fail(router *r, amp_request *req, const char *code, const char *desc)
+{
+    count_error(r, (const uint8_t *)code, strlen(code));
+    amp_request_error(req, code, desc, 0);
+}
+
+static void unhandled(router *r, amp_request *req)
+{
+    const amp_pair *cmd = amp_request_command(req);
+    amp_buf d;
+    amp_buf_init(&d);
+    amp_buf_append(&d, (const uint8_t *)"Unhandled Command: ", 19);
+    amp_bytes_repr(&d, cmd->value, cmd->value_len);
+    count_error(r, (const uint8_t *)"UNHANDLED", 9);
+    amp_request_error_bytes(req, (const uint8_t *)"UNHANDLED", 9, d.data, d.len, 0);
+    amp_buf_free(&d);
+}
+
+static int is_reserved(const amp_pair *p)
+{
+    return p->key_len && p->key[0] == '_';
+}
+
+static const amp_pair *arg(const amp_box *b, const char *k)
+{
+    return amp_box_find_str(b, k);
+}
+
+static uint64_t next_random(router *r)
+{
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    return r->rng;
+}
+
+/* ---- routed calls ----------------------------------------------------------- */
+
+static struct peer *pick(router *r, struct command *cmd)
+{
+    switch (cmd->policy) {
+    case POLICY_FIRST:
+        return cmd->providers[0];
+    case POLICY_RANDOM:
+        return cmd->providers[next_random(r) % cmd->n];
+    case POLICY_LEAST_BUSY: {
+        struct peer *best = cmd->providers[0];
+        for (size_t i = 1; i < cmd->n; i++)
+            if (cmd->providers[i]->inflight < best->inflight)
+                best = cmd->providers[i];
+        return best;
+    }
+    case POLICY_ROUNDROBIN:
+    default:
+        return cmd->providers[cmd->rr++ % cmd->n];
+    }
+}
+
+static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, void *ud)
+{
+    struct relay *rl = ud;
+    router *r = rl->r;
+    rl->provider->inflight--;
+    amp_err e = AMP_OK;
+    if (res->status == AMP_OK) {
+        /* the answer's keys, byte for byte, without the provider's tag */
+        amp_pair stack[64], *pairs = stack;
+        if (res->box->count > 64)
+            pairs = malloc(res->box->count * sizeof *pairs);
+        size_t n = 0;
+        for (size_t i = 0; pairs && i < res->box->count; i++)
+            if (!is_reserved(&res->box->pairs[i]))
+                pairs[n++] = res->box->pairs[i];
+        e = amp_request_answer(rl->req, pairs, n);
+        if (pairs != stack)
+            free(pairs);
+        r->stats.calls_answered++;
+    } else if (res->status == AMP_E_REMOTE) {
+        count_error(r, res->error_code->value, res->error_code->value_len);
+        e = amp_request_error_bytes(rl->req, res->error_code->value, res->error_code->value_len,
+                                    res->error_description->value,
+                                    res->error_description->value_len, 0);
+    } else if (res->status == AMP_E_TIMEOUT) {
+        count_error(r, (const uint8_t *)"TIMEOUT", 7);
+        e = amp_request_error(rl->req, "TIMEOUT", "the provider did not answer in time", 0);
+    } else {
+        count_error(r, (const uint8_t *)"PROVIDER_LOST", 13);
+        e = amp_request_error(rl->req, "PROVIDER_LOST",
+                              "the provider disconnected before answering", 0);
+    }
+    if (e == AMP_E_CLOSED)
+        r->stats.answers_to_gone_callers++;
+    free(rl);
+}
+
+static void route_call(router *r, struct peer *caller, amp_request *req, const amp_box *box)
+{
+    const amp_pair *cmdp = amp_request_command(req);
+    struct command *cmd = amp_strmap_get(&r->commands, cmdp->value, cmdp->value_len);
+    if (!cmd || !cmd->n) {
+        unhandled(r, req);
+        return;
+    }
+    double timeout = r->cfg.call_timeout;
+    const amp_pair *t = arg(box, "_timeout");
+    if (t) {
+        int64_t ms;
+        if (amp_int_parse(t->value, t->value_len, &ms) || ms <= 0) {
+            fail(r, req, "BAD_REQUEST", "_timeout must be a positive number of milliseconds");
+            return;
+        }
+        timeout = (double)ms / 1000.0;
+        if (timeout > r->cfg.max_call_timeout)
+            timeout = r->cfg.max_call_timeout;
+    }
+    amp_pair stack[64], *args = stack;
+    if (box->count > 64)
+        args = malloc(box->count * sizeof *args);
+    struct relay *rl = malloc(sizeof *rl);
+    if (!args || !rl) {
+        free(rl);
+        if (args != stack)
+            free(args);
+        fail(r, req, "UNKNOWN", "Unknown Error");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < box->count; i++)
+        if (!is_reserved(&box->pairs[i]))
+            args[n++] = box->pairs[i];
+    struct peer *provider = pick(r, cmd);
+    rl->r = r;
+    rl->req = req;
+    rl->provider = provider;
+    amp_err e = amp_conn_call_bytes(provider->conn, cmdp->value, cmdp->value_len, args, n,
+                                    timeout, on_forwarded, rl, NULL);
+    if (args != stack)
+        free(args);
+    if (e != AMP_OK) {
+        free(rl);
+        fail(r, req, "OVERLOADED", "the provider cannot take more calls now");
+        return;
+    }
+    provider->inflight++;
+    r->stats.calls_routed++;
+    (void)caller;
+}
+
+/* ---- events -------------------------------------------------------------------- */
+
+static void publish(router *r, amp_request *req, const amp_box *box)
+{
+    const amp_pair *cmdp = amp_request_command(req);
+    r->stats.events_published++;
+    amp_pair stack[64], *args = stack;
+    if (box->count > 64)
+        args = malloc(box->count * sizeof *args);
+    size_t n = 0;
+    for (size_t i = 0; args && i < box->count; i++)
+        if (!is_reserved(&box->pairs[i]))
+            args[n++] = box->pairs[i];
+    size_t size = amp_box_encoded_size(args, n) + cmdp->value_len + 12;
+    amp_call_opts no_answer = {1, 0, 0};
+    int any_slow = 0;
+    for (size_t i = 0; args && i < r->nsubs; i++) {
+        struct subscription *sub = &r->subs[i];
+        if (!pattern_match(sub->pattern, sub->len, cmdp->value, cmdp->value_len))
+            continue;
+        amp_session *s = amp_conn_session(sub->peer->conn);
+        const uint8_t *o;
+        size_t pending;
+        amp_session_output(s, &o, &pending);
+        if (pending + size > r->cfg.event_queue_bytes ||
+            amp_session_call(s, cmdp->value, cmdp->value_len, args, n, &no_answer, NULL, NULL,
+                             NULL) != AMP_OK) {
+            r->stats.events_dropped++;
+            if (r->cfg.slow_consumer == SLOW_DISCONNECT)
+                sub->peer->slow = any_slow = 1;
+            continue;
+        }
+        r->stats.events_delivered++;
+    }
+    if (args != stack)
+        free(args);
+    /* disconnect after the loop: closing a peer removes its subscriptions */
+    for (struct peer *p = any_slow ? r->peers : NULL, *next; p; p = next) {
+        next = p->next;
+        if (p->slow) {
+            p->slow = 0;
+            log_msg(LOG_WARN, "peer %llu (%s): slow consumer, disconnected",
+                    (unsigned long long)p->id, amp_conn_peer_name(p->conn));
+            r->stats.slow_consumers_disconnected++;
+            amp_conn_abort(p->conn);
+        }
+    }
+    amp_request_answer(req, NULL, 0); /* no _ask: nothing is sent */
+}
+
+/* ---- the broker's own commands ----------------------------------------------------- */
+
+static int cmd_is(const amp_pair *c, const char *name)
+{
+    return c->value_len == strlen(name) && !memcmp(c->value, name, c->value_len);
+}
+
+static void do_register(router *r, struct peer *p, amp_request *req, const amp_box *box)
+{
+    const amp_pair *c = arg(box, "command"), *pol = arg(box, "policy");
+    if (!c || !c->value_len) {
+        fail(r, req, "BAD_REQUEST", "amp.Register needs a command");
+        return;
+    }
+    if (c->value_len >= 4 && !memcmp(c->value, "amp.", 4)) {
+        fail(r, req, "BAD_REQUEST", "commands starting with amp. belong to the broker");
+        return;
+    }
+    int policy = -1;
+    if (pol) {
+        for (int i = 0; i < 4; i++)
+            if (pol->value_len == strlen(policy_names[i]) &&
+                !memcmp(pol->value, policy_names[i], pol->value_len))
+                policy = i;
+        if (policy < 0) {
+            fail(r, req, "BAD_REQUEST",
+                 "policy must be roundrobin, random, first or least-busy");
+            return;
+        }
+    }
+    struct command *cmd = amp_strmap_get(&r->commands, c->value, c->value_len);
+    if (cmd && cmd->n && policy >= 0 && (enum policy)policy != cmd->policy) {
+        fail(r, req, "POLICY_CONFLICT",
+             "the command is served with another policy; the first registration's policy "
+             "holds while it has providers");
+        return;
+    }
+    if (!cmd) {
+        cmd = calloc(1, sizeof *cmd);
+        if (!cmd || amp_strmap_put(&r->commands, c->value, c->value_len, cmd)) {
+            free(cmd);
+            fail(r, req, "UNKNOWN", "Unknown Error");
+            return;
+        }
+    }
+    for (size_t i = 0; i < cmd->n; i++)
+        if (cmd->providers[i] == p) { /* registering twice is harmless */
+            amp_request_answer(req, NULL, 0);
+            return;
+        }
+    if (cmd->n == cmd->cap) {
+        size_t cap = cmd->cap ? cmd->cap * 2 : 4;
+        struct peer **v = realloc(cmd->providers, cap * sizeof *v);
+        if (!v) {
+            fail(r, req, "UNKNOWN", "Unknown Error");
+            return;
+        }
+        cmd->providers = v;
+        cmd->cap = cap;
+    }
+    if (cmd->n == 0)
+        cmd->policy = policy >= 0 ? (enum policy)policy : POLICY_ROUNDROBIN;
+    cmd->providers[cmd->n++] = p;
+    log_msg(LOG_INFO, "peer %llu (%s) serves %.*s", (unsigned long long)p->id,
+            amp_conn_peer_name(p->conn), (int)c->value_len, c->value);
+    amp_request_answer(req, NULL, 0);
+}
+
+/* Remove p from a command; returns 1 if it was there. */
+static int drop_provider(struct command *cmd, struct peer *p)
+{
+    for (size_t i = 0; i < cmd->n; i++)
+        if (cmd->providers[i] == p) {
+            memmove(cmd->providers + i, cmd->providers + i + 1,
+                    (cmd->n - i - 1) * sizeof *cmd->providers);
+            cmd->n--;
+            return 1;
+        }
+    return 0;
+}
+
+static void do_unregister(router *r, struct peer *p, amp_request *req, const amp_box *box)
+{
+    const amp_pair *c = arg(box, "command");
+    struct command *cmd = c ? amp_strmap_get(&r->commands, c->value, c->value_len) : NULL;
+    if (!cmd || !drop_provider(cmd, p)) {
+        fail(r, req, "NOT_REGISTERED", "this connection does not serve that command");
+        return;
+    }
+    amp_request_answer(req, NULL, 0);
+}
+
+static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_box *box)
+{
+    const amp_pair *pat = arg(box, "pattern");
+    const char *why = "missing pattern";
+    if (!pat || pattern_check(pat->value, pat->value_len, &why)) {
+        char d[128];
+        snprintf(d, sizeof d, "bad pattern: %s", why);
+        fail(r, req, "BAD_REQUEST", d);
+        return;
+    }
+    for (size_t i = 0; i < r->nsubs; i++)
+        if (r->subs[i].peer == p && r->subs[i].len == pat->value_len &&
+            !memcmp(r->subs[i].pattern, pat->value, pat->value_len)) {
+            amp_request_answer(req, NULL, 0);
+            return;
+        }
+    if (r->nsubs == r->subs_cap) {
+        size_t cap = r->subs_cap ? r->subs_cap * 2 : 16;
+        struct subscription *v = realloc(r->subs, cap * sizeof *v);
+        if (!v) {
+            fail(r, req, "UNKNOWN", "Unknown Error");
+            return;
+        }
+        r->subs = v;
+        r->subs_cap = cap;
+    }
+    struct subscription *s = &r->subs[r->nsubs];
+    s->peer = p;
+    s->len = pat->value_len;
+    s->pattern = malloc(s->len);
+    if (!s->pattern) {
+        fail(r, req, "UNKNOWN", "Unknown Error");
+        return;
+    }
+    memcpy(s->pattern, pat->value, s->len);
+    r->nsubs++;
+    amp_request_answer(req, NULL, 0);
+}
+
+static void remove_sub(router *r, size_t i)
+{
+    free(r->subs[i].pattern);
+    r->subs[i] = r->subs[--r->nsubs];
+}
+
+static void do_unsubscribe(router *r, struct peer *p, amp_request *req, const amp_box *box)
+{
+    const amp_pair *pat = arg(box, "pattern");
+    for (size_t i = 0; pat && i < r->nsubs; i++)
+        if (r->subs[i].peer == p && r->subs[i].len == pat->value_len &&
+            !memcmp(r->subs[i].pattern, pat->value, pat->value_len)) {
+            remove_sub(r, i);
+            amp_request_answer(req, NULL, 0);
+            return;
+        }
+    fail(r, req, "NOT_SUBSCRIBED", "this connection has no such subscription");
+}
+
+struct listing {
+    amp_buf *out;
+};
+
+static void list_command(const uint8_t *key, size_t n, void *value, void *ud)
+{
+    struct command *cmd = value;
+    amp_buf *out = ((struct listing *)ud)->out;
+    if (!cmd->n)
+        return;
+    char num[AMP_INT_MAX_LEN];
+    amp_encode_pair(out, (const uint8_t *)"command", 7, key, n);
+    amp_encode_pair_str(out, "policy", policy_names[cmd->policy]);
+    amp_encode_pair(out, (const uint8_t *)"providers", 9, (uint8_t *)num,
+                    amp_int_format((int64_t)cmd->n, num));
+    amp_encode_end(out);
+}
+
+static void do_commands(router *r, amp_request *req)
+{
+    amp_buf list;
+    amp_buf_init(&list);
+    struct listing l = {&list};
+    amp_strmap_foreach(&r->commands, list_command, &l);
+    if (list.len > AMP_MAX_VALUE_LEN) {
+        amp_buf_free(&list);
+        fail(r, req, "TOO_LARGE", "the command list is over 65535 bytes");
+        return;
+    }
+    amp_pair p = {(const uint8_t *)"commands", 8, list.data ? list.data : (const uint8_t *)"",
+                  list.len};
+    amp_request_answer(req, &p, 1);
+    amp_buf_free(&list);
+}
+
+static void do_stats(router *r, amp_request *req)
+{
+    uint64_t in = r->stats.bytes_in_closed, out = r->stats.bytes_out_closed, late = 0;
+    for (struct peer *p = r->peers; p; p = p->next) {
+        in += amp_conn_bytes_in(p->conn);
+        out += amp_conn_bytes_out(p->conn);
+        late += amp_session_late_answers(amp_conn_session(p->conn));
+    }
+    uint64_t values[] = {
+        r->npeers, r->stats.connections_total, r->stats.calls_routed, r->stats.calls_answered,
+        r->stats.events_published, r->stats.events_delivered, r->stats.events_dropped,
+        r->stats.slow_consumers_disconnected, r->stats.late_answers_dropped + late,
+        r->stats.answers_to_gone_callers, in, out,
+        (uint64_t)(ev_now(r->loop) - r->started),
+    };
+    static const char *names[] = {
+        "connections", "connections_total", "calls_routed", "calls_answered",
+        "events_published", "events_delivered", "events_dropped", "slow_consumers_disconnected",
+        "late_answers_dropped", "answers_to_gone_callers", "bytes_in", "bytes_out",
+        "uptime_seconds",
+    };
+    enum { N = sizeof values / sizeof values[0] };
+    char num[N][AMP_INT_MAX_LEN];
+    amp_pair pairs[N + 1];
+    for (size_t i = 0; i < N; i++) {
+        pairs[i].key = (const uint8_t *)names[i];
+        pairs[i].key_len = strlen(names[i]);
+        pairs[i].value = (const uint8_t *)num[i];
+        pairs[i].value_len = amp_int_format((int64_t)values[i], num[i]);
+    }
+    amp_buf errors;
+    amp_buf_init(&errors);
+    for (size_t i = 0; i < 16 && r->stats.errors[i].code[0]; i++) {
+        char n[AMP_INT_MAX_LEN];
+        amp_encode_pair_str(&errors, "code", r->stats.errors[i].code);
+        amp_encode_pair(&errors, (const uint8_t *)"count", 5, (uint8_t *)n,
+                        amp_int_format((int64_t)r->stats.errors[i].n, n));
+        amp_encode_end(&errors);
+    }
+    pairs[N].key = (const uint8_t *)"errors";
+    pairs[N].key_len = 6;
+    pairs[N].value = errors.data ? errors.data : (const uint8_t *)"";
+    pairs[N].value_len = errors.len;
+    amp_request_answer(req, pairs, N + 1);
+    amp_buf_free(&errors);
+}
+
+/* ---- dispatch --------------------------------------------------------------------- */
+
+static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *ud)
+{
+    struct peer *p = ud;
+    router *r = p->r;
+    const amp_pair *c = amp_request_command(req);
+    if (c->value_len >= 4 && !memcmp(c->value, "amp.", 4)) {
+        if (cmd_is(c, "amp.Register"))
+            do_register(r, p, req, box);
+        else if (cmd_is(c, "amp.Unregister"))
+            do_unregister(r, p, req, box);
+        else if (cmd_is(c, "amp.Subscribe"))
+            do_subscribe(r, p, req, box);
+        else if (cmd_is(c, "amp.Unsubscribe"))
+            do_unsubscribe(r, p, req, box);
+        else if (cmd_is(c, "amp.Commands"))
+            do_commands(r, req);
+        else if (cmd_is(c, "amp.Stats"))
+            do_stats(r, req);
+        else
+            unhandled(r, req);
+        return;
+    }
+    if (!amp_request_wants_answer(req))
+        publish(r, req, box);
+    else
+        route_call(r, p, req, box);
+}
+
+struct unregister_all {
+    struct peer *p;
+};
+
+static void drop_everywhere(const uint8_t *key, size_t n, void *value, void *ud)
+{
+    drop_provider(value, ((struct unregister_all *)ud)->p);
+}
+
+static void on_closed(amp_conn *c, int reason, void *ud)
+{
+    struct peer *p = ud;
+    router *r = p->r;
+    /* forwarded calls to p have all completed (PROVIDER_LOST) by now */
+    struct unregister_all u = {p};
+    amp_strmap_foreach(&r->commands, drop_everywhere, &u);
+    for (size_t i = r->nsubs; i-- > 0;)
+        if (r->subs[i].peer == p)
+            remove_sub(r, i);
+    r->stats.bytes_in_closed += amp_conn_bytes_in(c);
+    r->stats.bytes_out_closed += amp_conn_bytes_out(c);
+    r->stats.late_answers_dropped += amp_session_late_answers(amp_conn_session(c));
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->peers = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    r->npeers--;
+    log_msg(reason == AMP_E_CLOSED ? LOG_DEBUG : LOG_INFO, "peer %llu (%s) gone: %s%s%s",
+            (unsigned long long)p->id, amp_conn_peer_name(c), amp_strerror(reason),
+            *amp_conn_error_text(c) ? ": " : "", amp_conn_error_text(c));
+    free(p);
+}
+
+void router_accept(router *r, amp_conn *c)
+{
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        amp_conn_abort(c);
+        return;
+    }
+    p->r = r;
+    p->conn = c;
+    p->id = ++r->next_peer_id;
+    p->next = r->peers;
+    if (r->peers)
+        r->peers->prev = p;
+    r->peers = p;
+    r->npeers++;
+    r->stats.connections_total++;
+    amp_conn_callbacks cb = {NULL, on_closed, NULL};
+    amp_conn_set_callbacks(c, &cb, p);
+    amp_session_serve_fallback(amp_conn_session(c), on_call, p);
+    log_msg(LOG_DEBUG, "peer %llu (%s) connected", (unsigned long long)p->id,
+            amp_conn_peer_name(c));
+}
+
+size_t router_connections(const router *r)
+{
+    return r->npeers;
+}
+
+router *router_new(struct ev_loop *loop, const router_config *cfg)
+{
+    router *r = calloc(1, sizeof *r);
+    if (!r || amp_strmap_init(&r->commands)) {
+        free(r);
+        return NULL;
+    }
+    r->loop = loop;
+    r->cfg = *cfg;
+    r->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
+    r->started = ev_now(loop);
+    return r;
+}
+
+static void free_command(const uint8_t *key, size_t n, void *value, void *ud)
+{
+    free(((struct command *)value)->providers);
+}
+
+void router_free(router *r)
+{
+    if (!r)
+        return;
+    while (r->peers) /* runs on_closed for each, which unlinks it */
+        amp_conn_abort(r->peers->conn);
+    amp_strmap_foreach(&r->commands, free_command, NULL);
+    amp_strmap_free(&r->commands); /* frees each struct command */
+    while (r->nsubs)
+        remove_sub(r, r->nsubs - 1);
+    free(r->subs);
+    free(r);
+}

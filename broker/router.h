@@ -1,0 +1,31 @@
+/* The bus: registrations, routed calls, events, introspection. One router
+ * per broker; every accepted connection is a peer of it. */
+#ifndef AMP_BROKER_ROUTER_H
+#define AMP_BROKER_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amp/amp.h"
+
+typedef enum slow_policy { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy;
+
+typedef struct router_config {
+    double call_timeout;        /* seconds; default deadline of a routed call */
+    double max_call_timeout;    /* cap on a caller's _timeout */
+    size_t event_queue_bytes;   /* per subscriber: buffered output beyond
+                                   which events are dropped or the
+                                   subscriber disconnected */
+    slow_policy slow_consumer;
+} router_config;
+
+typedef struct router router;
+
+router *router_new(struct ev_loop *loop, const router_config *cfg);
+void router_free(router *r);
+/* Attach an accepted connection. */
+void router_accept(router *r, amp_conn *c);
+/* Connections currently attached. */
+size_t router_connections(const router *r);
+
+#endif
