@@ -163,6 +163,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "amp-broker: cannot read %s: %s\n", config, strerror(errno));
             else
                 fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
+            for (int i = 0; i < s.nowned; i++)
+                free(s.owned[i]);
             return 2;
         }
     }
@@ -172,13 +174,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     router *r = router_new(loop, &s.router);
-    amp_listener *listeners[MAX_LISTEN];
-    for (int i = 0; i < s.nlisten; i++) {
+    amp_listener *listeners[MAX_LISTEN] = {0};
+    int status = 0;
+    for (int i = 0; i < s.nlisten && !status; i++) {
         char err[512];
         if (amp_listen(loop, s.listen[i], &s.conn, on_accept, r, &listeners[i], err,
                        sizeof err) != AMP_OK) {
             log_msg(LOG_ERROR, "%s", err);
-            return 1;
+            status = 1;
+            break;
         }
         int port = amp_listener_port(listeners[i]);
         if (port >= 0)
@@ -186,18 +190,23 @@ int main(int argc, char **argv)
         else
             log_msg(LOG_INFO, "listening on %s", s.listen[i]);
     }
-    ev_signal sigint, sigterm;
-    ev_signal_init(&sigint, on_signal, SIGINT);
-    ev_signal_init(&sigterm, on_signal, SIGTERM);
-    ev_signal_start(loop, &sigint);
-    ev_signal_start(loop, &sigterm);
-    log_msg(LOG_INFO, "amp-broker %s ready", amp_version());
-    ev_run(loop, 0);
+    if (!status) {
+        ev_signal sigint, sigterm;
+        ev_signal_init(&sigint, on_signal, SIGINT);
+        ev_signal_init(&sigterm, on_signal, SIGTERM);
+        ev_signal_start(loop, &sigint);
+        ev_signal_start(loop, &sigterm);
+        log_msg(LOG_INFO, "amp-broker %s ready", amp_version());
+        ev_run(loop, 0);
+        ev_signal_stop(loop, &sigint);
+        ev_signal_stop(loop, &sigterm);
+    }
     for (int i = 0; i < s.nlisten; i++)
         amp_listener_free(listeners[i]);
     router_free(r);
     for (int i = 0; i < s.nowned; i++)
         free(s.owned[i]);
-    log_msg(LOG_INFO, "stopped");
-    return 0;
+    if (!status)
+        log_msg(LOG_INFO, "stopped");
+    return status;
 }

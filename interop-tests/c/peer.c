@@ -4,6 +4,11 @@
  *   amp-interop-peer serve ENDPOINT [--unix PATH] [--cert C --key K]
  *   amp-interop-peer check ENDPOINT [--unix PATH] [--ca CA]
  *   amp-interop-peer vanish ENDPOINT N   (N slow calls; the server is killed)
+ *   amp-interop-peer provide BROKER [--name N] [--policy P] [COMMAND...]
+ *   amp-interop-peer subscribe BROKER PATTERN...
+ *   amp-interop-peer load ENDPOINT N MAXMS  (N Delay calls at once; tally)
+ * With --bus, check skips what needs a direct connection (calls without
+ * _ask, which a broker treats as events, and fatal errors).
  */
 #include <ev.h>
 #include <jansson.h>
@@ -489,18 +494,21 @@ static int check(const char *endpoint, int argc, char **argv)
     report("declared error", remote_code(c, "Fail", "OOPS"), NULL);
     report("connection stays open after a declared error", sum_is(c, "2", "2", 4), NULL);
 
+    int bus = opt(argc, argv, "--bus") != NULL || (argc > 0 && !strcmp(argv[argc - 1], "--bus"));
     amp_conn *conn = amp_client_conn(c);
-    amp_pair text = {(const uint8_t *)"text", 4, (const uint8_t *)"hi", 2};
-    for (int i = 0; i < 3; i++)
-        amp_conn_send(conn, "Notify", &text, 1);
     amp_reply *rep = NULL;
-    int64_t count = -1;
-    if (amp_client_call(c, "Count", NULL, 0, 10, &rep) == AMP_OK) {
-        const amp_pair *k = amp_box_find_str(&rep->box, "count");
-        amp_int_parse(k->value, k->value_len, &count);
+    if (!bus) { /* through a broker, calls without _ask are events */
+        amp_pair text = {(const uint8_t *)"text", 4, (const uint8_t *)"hi", 2};
+        for (int i = 0; i < 3; i++)
+            amp_conn_send(conn, "Notify", &text, 1);
+        int64_t count = -1;
+        if (amp_client_call(c, "Count", NULL, 0, 10, &rep) == AMP_OK) {
+            const amp_pair *k = amp_box_find_str(&rep->box, "count");
+            amp_int_parse(k->value, k->value_len, &count);
+        }
+        amp_reply_free(rep);
+        report("calls without _ask run and get no answer", count == 3, NULL);
     }
-    amp_reply_free(rep);
-    report("calls without _ask run and get no answer", count == 3, NULL);
 
     static struct pipe_state ps;
     memset(&ps, 0, sizeof ps);
@@ -524,6 +532,10 @@ static int check(const char *endpoint, int argc, char **argv)
     report("200 pipelined calls answered out of order, each exactly once",
            each_once && !ps.in_order, NULL);
 
+    if (bus) { /* the rest would close the provider's connection to the broker */
+        amp_client_free(c);
+        return failed ? 1 : 0;
+    }
     report("fatal error", remote_code(c, "Die", "FATAL"), NULL);
     for (int i = 0; i < 500 && amp_client_conn(c); i++)
         amp_client_step(c), usleep(10000);
@@ -614,14 +626,214 @@ static int vanish(const char *endpoint, int n)
     return closed_status == n && answered == 0 ? 0 : 1;
 }
 
+/* ---- bus peers -------------------------------------------------------------- */
+
+static const char *provider_name = "c";
+
+static void named_sum(amp_session *s, amp_request *req, const amp_box *b, void *ud)
+{
+    int64_t x, y;
+    const amp_pair *a = arg(b, "a"), *c = arg(b, "b");
+    if (!a || !c || amp_int_parse(a->value, a->value_len, &x) ||
+        amp_int_parse(c->value, c->value_len, &y)) {
+        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
+        return;
+    }
+    char t[AMP_INT_MAX_LEN];
+    amp_pair p[2] = {{(const uint8_t *)"served_by", 9, (const uint8_t *)provider_name,
+                      strlen(provider_name)},
+                     {(const uint8_t *)"total", 5, (uint8_t *)t, amp_int_format(x + y, t)}};
+    amp_request_answer(req, p, 2);
+}
+
+static void provider_gone(amp_conn *c, int reason, void *ud)
+{
+    ev_break(EV_DEFAULT, EVBREAK_ALL);
+}
+
+static int registered;
+static void on_registered(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    if (r->status != AMP_OK) {
+        fprintf(stderr, "registration failed\n");
+        exit(1);
+    }
+    if (++registered == *(int *)ud) {
+        printf("ready\n");
+        fflush(stdout);
+    }
+}
+
+static void bus_ready(amp_conn *c, void *ud)
+{
+    *(int *)ud = 1;
+    ev_break(EV_DEFAULT, EVBREAK_ONE);
+}
+
+static amp_conn *bus_connect(const char *endpoint, void *state)
+{
+    signal(SIGPIPE, SIG_IGN);
+    amp_conn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    static int ready;
+    cfg.callbacks.ready = bus_ready;
+    cfg.callbacks.closed = provider_gone;
+    cfg.user_data = &ready;
+    amp_conn *c;
+    char err[256];
+    if (amp_connect(EV_DEFAULT, endpoint, &cfg, &c, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    while (!ready)
+        ev_run(EV_DEFAULT, EVRUN_ONCE);
+    (void)state;
+    return c;
+}
+
+/* provide BROKER [--name N] [--policy P] [COMMAND...] */
+static int provide(const char *endpoint, int argc, char **argv)
+{
+    amp_conn *c = bus_connect(endpoint, NULL);
+    if (opt(argc, argv, "--name"))
+        provider_name = opt(argc, argv, "--name");
+    const char *policy = opt(argc, argv, "--policy");
+    struct conn_state *st = calloc(1, sizeof *st);
+    amp_session *s = amp_conn_session(c);
+    amp_session_serve_str(s, "Sum", named_sum, NULL);
+    amp_session_serve_str(s, "Delay", delay, NULL);
+    amp_session_serve_str(s, "Fail", fail, NULL);
+    amp_session_serve_str(s, "Notify", notify, st);
+    static const char *types[] = {"Integer", "Float", "Decimal", "DateTime", "Unicode",
+                                  "ListOfInteger", "AmpList", "Structured", "String", "Boolean",
+                                  "ListOfListOfUnicode"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "Echo%s", types[i]);
+        amp_session_serve_str(s, name, echo, (void *)types[i]);
+    }
+    static const char *defaults[] = {"Sum", "Delay", "Fail", "EchoInteger", "EchoFloat",
+                                     "EchoDecimal", "EchoDateTime", "EchoUnicode",
+                                     "EchoListOfInteger", "EchoAmpList", "EchoStructured",
+                                     "EchoString", "EchoBoolean", "EchoListOfListOfUnicode"};
+    const char *cmds[64];
+    int n = 0;
+    for (int i = 0; i < argc && n < 64; i++) {
+        if (!strcmp(argv[i], "--name") || !strcmp(argv[i], "--policy")) {
+            i++;
+            continue;
+        }
+        cmds[n++] = argv[i];
+    }
+    if (!n)
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+            cmds[n++] = defaults[i];
+    static int want;
+    want = n;
+    for (int i = 0; i < n; i++) {
+        amp_pair p[2] = {{(const uint8_t *)"command", 7, (const uint8_t *)cmds[i], strlen(cmds[i])},
+                         {(const uint8_t *)"policy", 6, (const uint8_t *)(policy ? policy : ""),
+                          policy ? strlen(policy) : 0}};
+        amp_conn_call(c, "amp.Register", p, policy ? 2 : 1, 10, on_registered, &want, NULL);
+    }
+    ev_run(EV_DEFAULT, 0);
+    return 0;
+}
+
+static void print_event(amp_session *s, amp_request *req, const amp_box *b, void *ud)
+{
+    printf("{");
+    for (size_t i = 0; i < b->count; i++)
+        printf("%s\"%.*s\":\"%.*s\"", i ? "," : "", (int)b->pairs[i].key_len,
+               (const char *)b->pairs[i].key, (int)b->pairs[i].value_len,
+               (const char *)b->pairs[i].value);
+    printf("}\n");
+    fflush(stdout);
+    amp_request_answer(req, NULL, 0);
+}
+
+/* subscribe BROKER PATTERN... */
+static int subscribe(const char *endpoint, int argc, char **argv)
+{
+    amp_conn *c = bus_connect(endpoint, NULL);
+    amp_session_serve_fallback(amp_conn_session(c), print_event, NULL);
+    static int want;
+    want = argc;
+    for (int i = 0; i < argc; i++) {
+        amp_pair p = {(const uint8_t *)"pattern", 7, (const uint8_t *)argv[i], strlen(argv[i])};
+        amp_conn_call(c, "amp.Subscribe", &p, 1, 10, on_registered, &want, NULL);
+    }
+    ev_run(EV_DEFAULT, 0);
+    return 0;
+}
+
+struct load_state {
+    int n, done, answered, errors;
+    int *count;
+};
+
+static void on_load(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    struct load_state *ls = ud;
+    ls->done++;
+    if (r->status == AMP_OK)
+        ls->answered++;
+    else
+        ls->errors++;
+    if (id < (uint64_t)ls->n + 1)
+        ls->count[id]++;
+}
+
+/* load ENDPOINT N MAXMS: N Delay calls in flight at once; prints the tally */
+static int load(const char *endpoint, int n, int maxms)
+{
+    char err[512];
+    amp_client *c;
+    if (amp_client_connect(&c, endpoint, 10, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    struct load_state ls = {n, 0, 0, 0, calloc((size_t)n + 2, sizeof(int))};
+    unsigned seed = 11;
+    for (int i = 0; i < n; i++) {
+        char ms[16], num[16];
+        snprintf(ms, sizeof ms, "%d", maxms ? rand_r(&seed) % maxms : 0);
+        snprintf(num, sizeof num, "%d", i);
+        amp_pair a[2] = {{(const uint8_t *)"ms", 2, (const uint8_t *)ms, strlen(ms)},
+                         {(const uint8_t *)"n", 1, (const uint8_t *)num, strlen(num)}};
+        amp_conn_call(amp_client_conn(c), "Delay", a, 2, 60, on_load, &ls, NULL);
+    }
+    for (int i = 0; i < 20; i++)
+        amp_client_step(c), usleep(2000);
+    printf("sent %d\n", n);
+    fflush(stdout);
+    for (int i = 0; i < 30000 && ls.done < n && amp_client_conn(c); i++)
+        amp_client_step(c), usleep(1000);
+    int once = 1;
+    for (int i = 1; i <= n; i++)
+        once &= ls.count[i] == 1;
+    printf("completed %d answered %d errors %d each-once %d\n", ls.done, ls.answered, ls.errors,
+           once);
+    free(ls.count);
+    amp_client_free(c);
+    return ls.done == n && once ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "provide"))
+        return provide(argv[2], argc - 3, argv + 3);
+    if (argc >= 4 && !strcmp(argv[1], "subscribe"))
+        return subscribe(argv[2], argc - 3, argv + 3);
+    if (argc >= 5 && !strcmp(argv[1], "load"))
+        return load(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc >= 3 && !strcmp(argv[1], "serve"))
         return serve(argv[2], argc - 3, argv + 3);
     if (argc >= 3 && !strcmp(argv[1], "check"))
         return check(argv[2], argc - 3, argv + 3);
     if (argc >= 4 && !strcmp(argv[1], "vanish"))
         return vanish(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: amp-interop-peer serve|check ENDPOINT [options] | vanish ENDPOINT N\n");
+    fprintf(stderr, "usage: amp-interop-peer serve|check ENDPOINT [options] | vanish ENDPOINT N\n"
+                    "       amp-interop-peer provide|subscribe BROKER ... | load ENDPOINT N MAXMS\n");
     return 2;
 }

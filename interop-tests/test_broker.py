@@ -1,0 +1,356 @@
+"""amp-broker with real peers over loopback: C and Twisted callers, providers
+and subscribers, in every direction."""
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import run
+from test_twisted_interop import AMP_CLI, BUILD, C_PEER, TWISTED_PEER
+
+BROKER = os.path.join(BUILD, "broker", "amp-broker")
+
+
+class Proc:
+    """A process that prints a line when it is ready; stopped by its pid."""
+
+    def __init__(self, argv, ready, stream="stdout"):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "exitcode=86")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env)
+        self.lines = []
+        pipe = getattr(self.proc, stream)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = pipe.readline().decode()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(ready, line)
+            if m:
+                self.match = m
+                return
+        self.stop()
+        raise RuntimeError("%s not ready: %r" % (argv, self.lines))
+
+    def readline(self):
+        return self.proc.stdout.readline().decode()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            assert marker not in err, err
+        return err
+
+
+def broker(*extra, config=None, tmp_path=None):
+    argv = [BROKER, "--listen", "tcp:0:interface=127.0.0.1"]
+    if config is not None:
+        path = tmp_path / "broker.conf"
+        path.write_text(config)
+        argv += ["--config", str(path)]
+    b = Proc(argv + list(extra), r"\(port (\d+)\)", stream="stderr")
+    b.endpoint = "tcp:127.0.0.1:%s" % b.match.group(1)
+    b.port = int(b.match.group(1))
+    return b
+
+
+def provider(kind, endpoint, *extra):
+    argv = [*TWISTED_PEER, "provide", endpoint, *extra] if kind == "twisted" else \
+        [C_PEER, "provide", endpoint, *extra]
+    return Proc(argv, r"^ready")
+
+
+def subscriber(kind, endpoint, *patterns):
+    argv = [*TWISTED_PEER, "subscribe", endpoint, *patterns] if kind == "twisted" else \
+        [C_PEER, "subscribe", endpoint, *patterns]
+    return Proc(argv, r"^ready")
+
+
+def cli(endpoint, *args, check=True):
+    return run([AMP_CLI, "call", endpoint, *args], check=check)
+
+
+def stats(endpoint):
+    raw = json.loads(cli(endpoint, "amp.Stats").stdout)
+    return {k: int(v) if v.isdigit() else v for k, v in raw.items()}
+
+
+@pytest.mark.parametrize("caller,prov", [("twisted", "c"), ("c", "twisted"),
+                                         ("twisted", "twisted"), ("c", "c")])
+def test_routing_between_c_and_twisted(caller, prov):
+    b = broker()
+    p = provider(prov, b.endpoint)
+    try:
+        argv = [*TWISTED_PEER, "check", b.endpoint, "--bus"] if caller == "twisted" else \
+            [C_PEER, "check", b.endpoint, "--bus"]
+        r = run(argv, check=False)
+        out = r.stdout.decode()
+        assert r.returncode == 0 and "FAIL" not in out, out + r.stderr.decode()
+        assert out.count("PASS") >= 17, out
+        s = stats(b.endpoint)
+        assert s["calls_routed"] > 200 and s["calls_answered"] > 200, s
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_amp_cli_through_the_broker_and_unhandled():
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        assert cli(b.endpoint, "Sum", "a:int=13", "b:int=81").stdout == \
+            b'{"served_by":"tw","total":"94"}\n'
+        r = cli(b.endpoint, "Nope", check=False)
+        assert r.returncode == 4 and r.stderr == b"UNHANDLED: Unhandled Command: b'Nope'\n"
+        r = cli(b.endpoint, "amp.Nope", check=False)
+        assert r.returncode == 4 and b"UNHANDLED" in r.stderr
+    finally:
+        p.stop()
+    # the provider is gone: its registration went with it
+    r = cli(b.endpoint, "Sum", "a:int=1", "b:int=2", check=False)
+    assert r.returncode == 4 and b"UNHANDLED" in r.stderr
+    b.stop()
+
+
+def served_by(endpoint, n):
+    counts = {}
+    for _ in range(n):
+        name = json.loads(cli(endpoint, "Sum", "a:int=1", "b:int=1").stdout)["served_by"]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("policy", ["roundrobin", "random", "first", "least-busy"])
+def test_policies(policy):
+    b = broker()
+    ps = [provider("c" if i % 2 else "twisted", b.endpoint, "--name", "p%d" % i,
+                   "--policy", policy, "Sum") for i in range(3)]
+    try:
+        counts = served_by(b.endpoint, 30)
+        if policy == "roundrobin":
+            assert counts == {"p0": 10, "p1": 10, "p2": 10}, counts
+        elif policy == "random":
+            assert len(counts) >= 2 and sum(counts.values()) == 30, counts
+        else:  # first; least-busy with sequential calls: all idle, earliest wins
+            assert counts == {"p0": 30}, counts
+        if policy == "first":  # hot standby: the next one takes over
+            ps[0].stop(signal.SIGKILL)
+            time.sleep(0.3)
+            assert served_by(b.endpoint, 5) == {"p1": 5}
+        # a registration that disagrees on the policy is refused
+        other = "first" if policy != "first" else "random"
+        r = cli(b.endpoint, "amp.Register", "command=Sum", "policy=" + other, check=False)
+        assert r.returncode == 4 and b"POLICY_CONFLICT" in r.stderr
+        listing = cli(b.endpoint, "amp.Commands").stdout
+        assert ("policy\\u0000%s%s" % ("\\u%04x" % len(policy), policy)).encode() in listing \
+            or policy.encode() in listing
+    finally:
+        for p in ps:
+            p.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("prov", ["twisted", "c"])
+def test_provider_killed_under_load_every_call_answered_once(prov):
+    b = broker()
+    p = provider(prov, b.endpoint)
+    n = 400
+    load = Proc([C_PEER, "load", b.endpoint, str(n), "400"], r"^sent")
+    try:
+        time.sleep(0.15)
+        p.stop(signal.SIGKILL)
+        out = load.readline()
+        m = re.match(r"completed (\d+) answered (\d+) errors (\d+) each-once (\d)", out)
+        assert m, out
+        completed, answered, errors, once = map(int, m.groups())
+        assert completed == n and once == 1 and answered + errors == n, out
+        assert errors > 0, "the provider was killed before answering everything"
+        assert load.proc.wait(timeout=10) == 0
+        s = stats(b.endpoint)
+        codes = {e["code"]: e["count"] for e in decode_amplist(s["errors"])}
+        assert codes.get("PROVIDER_LOST") == errors, (codes, errors)
+    finally:
+        load.stop()
+        b.stop()
+
+
+def decode_amplist(value):
+    data = value.encode("utf-8", "surrogateescape")
+    out, cur, i = [], {}, 0
+    while i < len(data):
+        (kl,) = struct.unpack("!H", data[i:i + 2])
+        i += 2
+        if kl == 0:
+            out.append(cur)
+            cur = {}
+            continue
+        k = data[i:i + kl].decode()
+        i += kl
+        (vl,) = struct.unpack("!H", data[i:i + 2])
+        i += 2
+        v = data[i:i + vl].decode()
+        i += vl
+        cur[k] = int(v) if v.isdigit() else v
+    return out
+
+
+def test_timeouts_and_vanished_callers():
+    b = broker()
+    p = provider("c", b.endpoint)
+    try:
+        r = cli(b.endpoint, "Delay", "ms:int=1500", "n:int=1", "_timeout:int=200", check=False)
+        assert r.returncode == 4 and r.stderr.startswith(b"TIMEOUT:"), r.stderr
+        # a caller that gives up and disconnects before the answer
+        r = run([AMP_CLI, "call", "--timeout", "0.2", b.endpoint, "Delay", "ms:int=600",
+                 "n:int=2"], check=False)
+        assert r.returncode == 6
+        time.sleep(2.0)
+        s = stats(b.endpoint)
+        assert s["late_answers_dropped"] == 1, s
+        assert s["answers_to_gone_callers"] == 1, s
+        r = cli(b.endpoint, "Delay", "ms:int=1", "n:int=3", "_timeout=x", check=False)
+        assert r.returncode == 4 and b"BAD_REQUEST" in r.stderr
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_events_fan_out_with_patterns():
+    b = broker()
+    subs = [subscriber("twisted", b.endpoint, "chat.*"), subscriber("c", b.endpoint, "chat.>"),
+            subscriber("c", b.endpoint, "news.sports")]
+    try:
+        run([AMP_CLI, "call", "--no-answer", b.endpoint, "chat.room1", "text=hello"])
+        run([AMP_CLI, "call", "--no-answer", b.endpoint, "chat.room1.thread", "text=deep"])
+        run([AMP_CLI, "call", "--no-answer", b.endpoint, "other", "text=nobody"])
+        assert json.loads(subs[0].readline()) == {"_command": "chat.room1", "text": "hello"}
+        assert json.loads(subs[1].readline()) == {"_command": "chat.room1", "text": "hello"}
+        assert json.loads(subs[1].readline()) == {"_command": "chat.room1.thread",
+                                                  "text": "deep"}
+        time.sleep(0.3)
+        s = stats(b.endpoint)
+        assert s["events_published"] == 3 and s["events_delivered"] == 3, s
+        r = cli(b.endpoint, "amp.Subscribe", "pattern=a..b", check=False)
+        assert r.returncode == 4 and b"BAD_REQUEST" in r.stderr
+    finally:
+        for sub in subs:
+            sub.stop()
+        b.stop()
+
+
+def raw_box(pairs):
+    return b"".join(struct.pack("!H", len(k)) + k + struct.pack("!H", len(v)) + v
+                    for k, v in pairs) + b"\0\0"
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_subscriber_does_not_slow_the_publisher(tmp_path):
+    b = broker(config="[broker]\nevent_queue_bytes = 262144\n", tmp_path=tmp_path)
+    slow = socket.create_connection(("127.0.0.1", b.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"),
+                          (b"pattern", b"flood")]))
+    time.sleep(0.2)
+    fast = subscriber("c", b.endpoint, "flood")
+    before = rss_kb(b.proc.pid)
+    try:
+        n, payload = 20000, b"x" * 1000
+        pub = socket.create_connection(("127.0.0.1", b.port))
+        box = raw_box([(b"_command", b"flood"), (b"data", payload)])
+        t0 = time.time()
+        pub.sendall(box * n)
+        # the publisher is never refused or blocked: a call afterwards answers
+        pub.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+        pub.settimeout(30)
+        got = b""
+        while not got.endswith(b"\0\0") or b"_answer" not in got:
+            got += pub.recv(65536)
+        elapsed = time.time() - t0
+        s = stats(b.endpoint)
+        assert s["events_published"] == n, s
+        assert s["events_dropped"] > 0, s
+        assert s["events_delivered"] + s["events_dropped"] == 2 * n, s
+        grown = rss_kb(b.proc.pid) - before
+        assert grown < 32 * 1024, "broker grew by %d KiB" % grown
+        assert elapsed < 30
+        pub.close()
+    finally:
+        slow.close()
+        fast.stop()
+        b.stop()
+
+
+def test_malformed_bytes_close_only_that_connection():
+    b = broker()
+    p = provider("c", b.endpoint, "--name", "c1")
+    try:
+        for garbage in (b"\xff\xff" + b"x" * 10, b"\x00\x00", raw_box([(b"_answer", b"77")])):
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.sendall(garbage)
+            s.settimeout(5)
+            assert s.recv(100) == b""  # closed by the broker
+            s.close()
+        assert json.loads(cli(b.endpoint, "Sum", "a:int=2", "b:int=3").stdout)["total"] == "5"
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_bad_settings_name_their_line(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[broker]\ncall_timeout = 30\nslow_consumer = sometimes\n")
+    r = run([BROKER, "--config", str(conf)], check=False)
+    assert r.returncode == 2 and b"bad.conf:3: bad setting" in r.stderr
+
+
+def test_default_configuration_and_help():
+    r = run([BROKER, "--help"])
+    assert b"usage: amp-broker" in r.stdout
+    assert run([BROKER, "--version"]).stdout.startswith(b"amp-broker ")
+    r = run([BROKER, "--listen", "tcp:nope"], check=False)
+    assert r.returncode == 1 and b"port 'nope'" in r.stderr
+    r = run([BROKER, "--log-level", "loud"], check=False)
+    assert r.returncode == 2
+    # the commented example configuration is valid
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "broker",
+                           "amp-broker.conf")
+    b = Proc([BROKER, "--config", example, "--listen", "tcp:0:interface=127.0.0.1"],
+             r"\(port (\d+)\)", stream="stderr")
+    b.stop()
+    r = run([BROKER, "--config", "/nonexistent.conf"], check=False)
+    assert r.returncode == 2 and b"cannot read" in r.stderr
+    # with no arguments: loopback TCP on the documented port, 7760
+    try:
+        b = Proc([BROKER], r"listening on (\S+) \(port (\d+)\)", stream="stderr")
+    except RuntimeError as e:
+        if "Address already in use" in str(e):
+            pytest.skip("port 7760 is taken on this machine")
+        raise
+    try:
+        assert b.match.group(1) == "tcp:7760:interface=127.0.0.1"
+        assert b.match.group(2) == "7760"
+        assert cli("tcp:127.0.0.1:7760", "amp.Stats").returncode == 0
+    finally:
+        b.stop()
