@@ -104,9 +104,18 @@ static void unhandled(router *r, amp_request *req)
     amp_buf_free(&d);
 }
 
+/* The conversation keys and the broker's own _timeout: everything else is
+ * forwarded byte for byte. */
 static int is_reserved(const amp_pair *p)
 {
-    return p->key_len && p->key[0] == '_';
+    static const char *keys[] = {"_ask", "_answer", "_command", "_error", "_error_code",
+                                 "_error_description", "_timeout"};
+    if (!p->key_len || p->key[0] != '_')
+        return 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (p->key_len == strlen(keys[i]) && !memcmp(p->key, keys[i], p->key_len))
+            return 1;
+    return 0;
 }
 
 static const amp_pair *arg(const amp_box *b, const char *k)

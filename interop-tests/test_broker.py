@@ -354,3 +354,62 @@ def test_default_configuration_and_help():
         assert cli("tcp:127.0.0.1:7760", "amp.Stats").returncode == 0
     finally:
         b.stop()
+
+
+def read_box(sock, buf):
+    """One box from a raw socket: (pairs in wire order, rest of the buffer)."""
+    while True:
+        pairs, i = [], 0
+        try:
+            while True:
+                (kl,) = struct.unpack("!H", buf[i:i + 2])
+                i += 2
+                if kl == 0:
+                    return pairs, buf[i:]
+                k = buf[i:i + kl]
+                (vl,) = struct.unpack("!H", buf[i + kl:i + kl + 2])
+                v = buf[i + kl + 2:i + kl + 2 + vl]
+                if len(v) < vl:
+                    raise struct.error
+                pairs.append((k, v))
+                i += kl + 2 + vl
+        except struct.error:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed"
+            buf += chunk
+
+
+def test_routed_keys_are_untouched_byte_for_byte():
+    b = broker()
+    try:
+        prov = socket.create_connection(("127.0.0.1", b.port))
+        prov.settimeout(10)
+        prov.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Register"),
+                              (b"command", b"Raw")]))
+        pairs, pbuf = read_box(prov, b"")
+        assert pairs == [(b"_answer", b"1")]
+        caller = socket.create_connection(("127.0.0.1", b.port))
+        caller.settimeout(10)
+        args = [(b"z", b"\x00\xff\x00"), (b"_custom", b"kept"), (b"a", b""),
+                (b"\xc3\xa9", b"x" * 65535), (b"dup", b"1"), (b"dup", b"2")]
+        caller.sendall(raw_box([(b"_command", b"Raw"), (b"_ask", b"tag-from-caller")] + args))
+        fwd, pbuf = read_box(prov, pbuf)
+        assert fwd[0][0] == b"_ask" and fwd[0][1] != b"tag-from-caller"
+        assert fwd[1] == (b"_command", b"Raw")
+        assert fwd[2:] == args  # order, duplicates, bytes: untouched
+        answer = [(b"\x01", b"\xfe"), (b"_extra", b"yes"), (b"total", b"94")]
+        prov.sendall(raw_box([(b"_answer", fwd[0][1])] + answer))
+        got, _ = read_box(caller, b"")
+        assert got == [(b"_answer", b"tag-from-caller")] + answer
+        # an error is relayed with its exact bytes
+        caller.sendall(raw_box([(b"_ask", b"2"), (b"_command", b"Raw")]))
+        fwd, pbuf = read_box(prov, pbuf)
+        prov.sendall(raw_box([(b"_error", fwd[0][1]), (b"_error_code", b"MY\xffCODE"),
+                              (b"_error_description", b"d\xe9j\xe0")]))
+        got, _ = read_box(caller, b"")
+        assert got == [(b"_error", b"2"), (b"_error_code", b"MY\xffCODE"),
+                       (b"_error_description", b"d\xe9j\xe0")]
+        caller.close()
+        prov.close()
+    finally:
+        b.stop()
