@@ -16,6 +16,8 @@ build:
 
 bench: build
 	./build/tools/amp-bench/amp-bench codec
+	./build/tools/amp-bench/amp-bench call
+	./build/tools/amp-bench/amp-bench broker
 
 clean:
 	rm -rf build build-asan build-fuzz
