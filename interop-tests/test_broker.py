@@ -165,6 +165,32 @@ def test_policies(policy):
         b.stop()
 
 
+def test_least_busy_avoids_a_busy_provider():
+    b = broker()
+    p0 = provider("c", b.endpoint, "--name", "p0", "--policy", "least-busy", "Sum", "Delay")
+    p1 = provider("c", b.endpoint, "--name", "p1", "--policy", "least-busy", "Sum")
+    slow = []
+    try:
+        # p0 alone serves Delay: five slow calls keep it busy
+        for i in range(5):
+            slow.append(subprocess.Popen([AMP_CLI, "call", b.endpoint, "Delay", "ms:int=3000",
+                                          "n:int=%d" % i], stdout=subprocess.DEVNULL))
+        time.sleep(0.5)
+        assert served_by(b.endpoint, 10) == {"p1": 10}
+        for proc in slow:
+            assert proc.wait(timeout=30) == 0
+        # both idle again: ties go to the earliest registration
+        assert served_by(b.endpoint, 4) == {"p0": 4}
+    finally:
+        for proc in slow:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        p0.stop()
+        p1.stop()
+        b.stop()
+
+
 @pytest.mark.parametrize("prov", ["twisted", "c"])
 def test_provider_killed_under_load_every_call_answered_once(prov):
     b = broker()
@@ -348,10 +374,33 @@ def test_default_configuration_and_help():
         if "Address already in use" in str(e):
             pytest.skip("port 7760 is taken on this machine")
         raise
+    ep = "tcp:127.0.0.1:7760"
     try:
         assert b.match.group(1) == "tcp:7760:interface=127.0.0.1"
         assert b.match.group(2) == "7760"
-        assert cli("tcp:127.0.0.1:7760", "amp.Stats").returncode == 0
+        # a Twisted caller to a C provider, and a C caller to a Twisted provider
+        p = provider("c", ep, "--name", "c-provider", "Sum")
+        script = (
+            "import sys\n"
+            "sys.path.insert(0, %r)\n"
+            "from twisted.internet import reactor, endpoints\n"
+            "from twisted.protocols import amp\n"
+            "from twisted_peer import NamedSum\n"
+            "def go():\n"
+            "    d = endpoints.connectProtocol(endpoints.clientFromString(reactor, %r),"
+            " amp.AMP())\n"
+            "    d.addCallback(lambda p: p.callRemote(NamedSum, a=13, b=81))\n"
+            "    d.addCallback(lambda r: print(r['total'], r['served_by']))\n"
+            "    d.addBoth(lambda _: reactor.stop())\n"
+            "reactor.callWhenRunning(go)\n"
+            "reactor.run()\n" % (os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             "python"), ep))
+        assert run([TWISTED_PEER[0], "-c", script]).stdout == b"94 c-provider\n"
+        p.stop()
+        p = provider("twisted", ep, "--name", "twisted-provider", "Sum")
+        assert json.loads(cli(ep, "Sum", "a:int=13", "b:int=81").stdout) == {
+            "served_by": "twisted-provider", "total": "94"}
+        p.stop()
     finally:
         b.stop()
 
