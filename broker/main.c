@@ -10,6 +10,7 @@
 
 #include "amp/amp.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 
 #define DEFAULT_LISTEN "tcp:7760:interface=127.0.0.1"
@@ -21,6 +22,8 @@ struct settings {
     int cli_listen; /* --listen given: the config file's are ignored */
     router_config router;
     amp_conn_config conn;
+    double drain_timeout;
+    char *metrics_listen;
     char *owned[MAX_LISTEN];
     int nowned;
 };
@@ -41,7 +44,9 @@ static void usage(FILE *out)
             "  --config FILE       settings file (INI); see broker/amp-broker.conf\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
             "\n"
-            "Logs go to standard error. SIGINT and SIGTERM stop the broker.\n");
+            "Logs go to standard error. SIGTERM and SIGINT drain: listeners close, new\n"
+            "calls get SHUTTING_DOWN, calls in flight finish (up to drain_timeout),\n"
+            "then the broker exits 0; a second signal exits at once.\n");
 }
 
 static int on_setting(void *ud, const char *section, const char *name, const char *value)
@@ -89,6 +94,21 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         s->conn.output_hard_cap = strtoull(value, &end, 10);
         if (*end || !s->conn.output_hard_cap)
             return 0;
+    } else if (!strcmp(name, "max_connections")) {
+        s->router.max_connections = strtoull(value, &end, 10);
+        if (*end || !s->router.max_connections)
+            return 0;
+    } else if (!strcmp(name, "handshake_timeout")) {
+        s->conn.handshake_timeout = strtod(value, &end);
+        if (*end || s->conn.handshake_timeout <= 0)
+            return 0;
+    } else if (!strcmp(name, "drain_timeout")) {
+        s->drain_timeout = strtod(value, &end);
+        if (*end || s->drain_timeout < 0)
+            return 0;
+    } else if (!strcmp(name, "metrics_listen")) {
+        free(s->metrics_listen);
+        s->metrics_listen = strdup(value);
     } else if (!strcmp(name, "log_level")) {
         int l = log_level_parse(value);
         if (l < 0)
@@ -106,10 +126,47 @@ static void on_accept(amp_listener *l, amp_conn *c, void *ud)
     router_accept(ud, c);
 }
 
+/* SIGTERM or SIGINT: stop accepting, answer new calls with SHUTTING_DOWN,
+ * let forwarded calls finish until drain_timeout, then exit. A second
+ * signal exits at once. */
+struct drain {
+    router *r;
+    amp_listener **listeners;
+    int nlisten;
+    double deadline;
+    ev_timer poll;
+    int started;
+};
+
+static void drain_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct drain *d = w->data;
+    if (router_inflight(d->r) == 0 || ev_now(loop) >= d->deadline) {
+        if (router_inflight(d->r))
+            log_msg(LOG_WARN, "drain timeout: %zu calls still in flight",
+                    router_inflight(d->r));
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    log_msg(LOG_INFO, "signal %d: stopping", w->signum);
-    ev_break(loop, EVBREAK_ALL);
+    struct drain *d = w->data;
+    if (d->started) {
+        log_msg(LOG_INFO, "signal %d again: stopping now", w->signum);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    d->started = 1;
+    log_msg(LOG_INFO, "signal %d: draining (%zu calls in flight)", w->signum,
+            router_inflight(d->r));
+    for (int i = 0; i < d->nlisten; i++) {
+        amp_listener_free(d->listeners[i]);
+        d->listeners[i] = NULL;
+    }
+    router_drain(d->r);
+    d->deadline += ev_now(loop);
+    ev_timer_start(loop, &d->poll);
 }
 
 int main(int argc, char **argv)
@@ -125,6 +182,8 @@ int main(int argc, char **argv)
     s.router.max_call_timeout = 300;
     s.router.event_queue_bytes = 8u << 20;
     s.router.slow_consumer = SLOW_DROP;
+    s.router.max_connections = 65536;
+    s.drain_timeout = 10;
     const char *config = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
@@ -165,6 +224,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
             for (int i = 0; i < s.nowned; i++)
                 free(s.owned[i]);
+            free(s.metrics_listen);
             return 2;
         }
     }
@@ -190,17 +250,36 @@ int main(int argc, char **argv)
         else
             log_msg(LOG_INFO, "listening on %s", s.listen[i]);
     }
+    metrics_server *metrics = NULL;
+    if (!status && s.metrics_listen) {
+        char err[512];
+        metrics = metrics_listen(loop, s.metrics_listen, r, err, sizeof err);
+        if (!metrics) {
+            log_msg(LOG_ERROR, "%s", err);
+            status = 1;
+        } else {
+            log_msg(LOG_INFO, "metrics on http://%s (port %d)/metrics", s.metrics_listen,
+                    metrics_port(metrics));
+        }
+    }
     if (!status) {
+        struct drain d = {r, listeners, s.nlisten, s.drain_timeout, {0}, 0};
+        ev_timer_init(&d.poll, drain_poll, 0, 0.02);
+        d.poll.data = &d;
         ev_signal sigint, sigterm;
         ev_signal_init(&sigint, on_signal, SIGINT);
         ev_signal_init(&sigterm, on_signal, SIGTERM);
+        sigint.data = sigterm.data = &d;
         ev_signal_start(loop, &sigint);
         ev_signal_start(loop, &sigterm);
         log_msg(LOG_INFO, "amp-broker %s ready", amp_version());
         ev_run(loop, 0);
         ev_signal_stop(loop, &sigint);
         ev_signal_stop(loop, &sigterm);
+        ev_timer_stop(loop, &d.poll);
     }
+    metrics_free(metrics);
+    free(s.metrics_listen);
     for (int i = 0; i < s.nlisten; i++)
         amp_listener_free(listeners[i]);
     router_free(r);

@@ -56,10 +56,13 @@ struct router {
     uint64_t next_peer_id;
     uint64_t rng;
     double started;
+    int draining;
+    size_t inflight;
     struct {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
-            late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed;
+            late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
+            connections_refused;
         struct counter errors[16];
     } stats;
 };
@@ -158,6 +161,7 @@ static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, voi
     struct relay *rl = ud;
     router *r = rl->r;
     rl->provider->inflight--;
+    r->inflight--;
     amp_err e = AMP_OK;
     if (res->status == AMP_OK) {
         /* the answer's keys, byte for byte, without the provider's tag */
@@ -239,6 +243,7 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
         return;
     }
     provider->inflight++;
+    r->inflight++;
     r->stats.calls_routed++;
     (void)caller;
 }
@@ -478,7 +483,13 @@ static void do_commands(router *r, amp_request *req)
     amp_buf_free(&list);
 }
 
-static void do_stats(router *r, amp_request *req)
+/* The counters of amp.Stats and of the metrics endpoint, in one place. */
+struct counter_row {
+    const char *name, *help;
+    uint64_t value;
+};
+
+static size_t stats_table(router *r, struct counter_row *t)
 {
     uint64_t in = r->stats.bytes_in_closed, out = r->stats.bytes_out_closed, late = 0;
     for (struct peer *p = r->peers; p; p = p->next) {
@@ -486,43 +497,87 @@ static void do_stats(router *r, amp_request *req)
         out += amp_conn_bytes_out(p->conn);
         late += amp_session_late_answers(amp_conn_session(p->conn));
     }
-    uint64_t values[] = {
-        r->npeers, r->stats.connections_total, r->stats.calls_routed, r->stats.calls_answered,
-        r->stats.events_published, r->stats.events_delivered, r->stats.events_dropped,
-        r->stats.slow_consumers_disconnected, r->stats.late_answers_dropped + late,
-        r->stats.answers_to_gone_callers, in, out,
-        (uint64_t)(ev_now(r->loop) - r->started),
+    struct counter_row all[] = {
+        {"connections", "connections open now", r->npeers},
+        {"connections_total", "connections accepted since start", r->stats.connections_total},
+        {"connections_refused", "connections refused over max_connections",
+         r->stats.connections_refused},
+        {"calls_routed", "calls forwarded to a provider", r->stats.calls_routed},
+        {"calls_answered", "forwarded calls answered by their provider", r->stats.calls_answered},
+        {"calls_in_flight", "forwarded calls not answered yet", r->inflight},
+        {"events_published", "calls without _ask received", r->stats.events_published},
+        {"events_delivered", "events queued for subscribers", r->stats.events_delivered},
+        {"events_dropped", "events not delivered to a slow subscriber", r->stats.events_dropped},
+        {"slow_consumers_disconnected", "subscribers disconnected as slow consumers",
+         r->stats.slow_consumers_disconnected},
+        {"late_answers_dropped", "answers that arrived after the broker's deadline",
+         r->stats.late_answers_dropped + late},
+        {"answers_to_gone_callers", "answers whose caller had disconnected",
+         r->stats.answers_to_gone_callers},
+        {"bytes_in", "AMP bytes received", in},
+        {"bytes_out", "AMP bytes sent", out},
+        {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started)},
     };
-    static const char *names[] = {
-        "connections", "connections_total", "calls_routed", "calls_answered",
-        "events_published", "events_delivered", "events_dropped", "slow_consumers_disconnected",
-        "late_answers_dropped", "answers_to_gone_callers", "bytes_in", "bytes_out",
-        "uptime_seconds",
-    };
-    enum { N = sizeof values / sizeof values[0] };
-    char num[N][AMP_INT_MAX_LEN];
-    amp_pair pairs[N + 1];
-    for (size_t i = 0; i < N; i++) {
-        pairs[i].key = (const uint8_t *)names[i];
-        pairs[i].key_len = strlen(names[i]);
+    memcpy(t, all, sizeof all);
+    return sizeof all / sizeof all[0];
+}
+
+static void do_stats(router *r, amp_request *req)
+{
+    struct counter_row t[32];
+    size_t n = stats_table(r, t);
+    char num[32][AMP_INT_MAX_LEN];
+    amp_pair pairs[33];
+    for (size_t i = 0; i < n; i++) {
+        pairs[i].key = (const uint8_t *)t[i].name;
+        pairs[i].key_len = strlen(t[i].name);
         pairs[i].value = (const uint8_t *)num[i];
-        pairs[i].value_len = amp_int_format((int64_t)values[i], num[i]);
+        pairs[i].value_len = amp_int_format((int64_t)t[i].value, num[i]);
     }
     amp_buf errors;
     amp_buf_init(&errors);
     for (size_t i = 0; i < 16 && r->stats.errors[i].code[0]; i++) {
-        char n[AMP_INT_MAX_LEN];
+        char c[AMP_INT_MAX_LEN];
         amp_encode_pair_str(&errors, "code", r->stats.errors[i].code);
-        amp_encode_pair(&errors, (const uint8_t *)"count", 5, (uint8_t *)n,
-                        amp_int_format((int64_t)r->stats.errors[i].n, n));
+        amp_encode_pair(&errors, (const uint8_t *)"count", 5, (uint8_t *)c,
+                        amp_int_format((int64_t)r->stats.errors[i].n, c));
         amp_encode_end(&errors);
     }
-    pairs[N].key = (const uint8_t *)"errors";
-    pairs[N].key_len = 6;
-    pairs[N].value = errors.data ? errors.data : (const uint8_t *)"";
-    pairs[N].value_len = errors.len;
-    amp_request_answer(req, pairs, N + 1);
+    pairs[n].key = (const uint8_t *)"errors";
+    pairs[n].key_len = 6;
+    pairs[n].value = errors.data ? errors.data : (const uint8_t *)"";
+    pairs[n].value_len = errors.len;
+    amp_request_answer(req, pairs, n + 1);
     amp_buf_free(&errors);
+}
+
+void router_metrics(router *r, amp_buf *out)
+{
+    struct counter_row t[32];
+    size_t n = stats_table(r, t);
+    char line[512];
+    for (size_t i = 0; i < n; i++) {
+        int gauge = !strcmp(t[i].name, "connections") || !strcmp(t[i].name, "calls_in_flight") ||
+                    !strcmp(t[i].name, "uptime_seconds");
+        int k = snprintf(line, sizeof line, "# HELP amp_broker_%s %s\n# TYPE amp_broker_%s %s\n"
+                         "amp_broker_%s %llu\n", t[i].name, t[i].help, t[i].name,
+                         gauge ? "gauge" : "counter", t[i].name, (unsigned long long)t[i].value);
+        amp_buf_append(out, (const uint8_t *)line, (size_t)k);
+    }
+    const char *head = "# HELP amp_broker_errors errors answered, by code\n"
+                       "# TYPE amp_broker_errors counter\n";
+    amp_buf_append(out, (const uint8_t *)head, strlen(head));
+    for (size_t i = 0; i < 16 && r->stats.errors[i].code[0]; i++) {
+        /* codes are printable in practice; anything else is escaped away */
+        char code[64];
+        size_t k = 0;
+        for (const char *c = r->stats.errors[i].code; *c && k < sizeof code - 1; c++)
+            code[k++] = (*c == '"' || *c == '\\' || *c < 0x20) ? '_' : *c;
+        code[k] = 0;
+        int len = snprintf(line, sizeof line, "amp_broker_errors{code=\"%s\"} %llu\n", code,
+                           (unsigned long long)r->stats.errors[i].n);
+        amp_buf_append(out, (const uint8_t *)line, (size_t)len);
+    }
 }
 
 /* ---- dispatch --------------------------------------------------------------------- */
@@ -547,6 +602,10 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
             do_stats(r, req);
         else
             unhandled(r, req);
+        return;
+    }
+    if (r->draining) {
+        fail(r, req, "SHUTTING_DOWN", "the broker is shutting down");
         return;
     }
     if (!amp_request_wants_answer(req))
@@ -592,6 +651,13 @@ static void on_closed(amp_conn *c, int reason, void *ud)
 
 void router_accept(router *r, amp_conn *c)
 {
+    if (r->cfg.max_connections && r->npeers >= r->cfg.max_connections) {
+        r->stats.connections_refused++;
+        log_msg(LOG_WARN, "refusing %s: %zu connections open (max_connections)",
+                amp_conn_peer_name(c), r->npeers);
+        amp_conn_abort(c);
+        return;
+    }
     struct peer *p = calloc(1, sizeof *p);
     if (!p) {
         amp_conn_abort(c);
@@ -616,6 +682,16 @@ void router_accept(router *r, amp_conn *c)
 size_t router_connections(const router *r)
 {
     return r->npeers;
+}
+
+void router_drain(router *r)
+{
+    r->draining = 1;
+}
+
+size_t router_inflight(const router *r)
+{
+    return r->inflight;
 }
 
 router *router_new(struct ev_loop *loop, const router_config *cfg)

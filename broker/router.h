@@ -17,6 +17,7 @@ typedef struct router_config {
                                    which events are dropped or the
                                    subscriber disconnected */
     slow_policy slow_consumer;
+    size_t max_connections;     /* more are refused (closed at once) */
 } router_config;
 
 typedef struct router router;
@@ -27,5 +28,11 @@ void router_free(router *r);
 void router_accept(router *r, amp_conn *c);
 /* Connections currently attached. */
 size_t router_connections(const router *r);
+/* Drain: calls from now on get SHUTTING_DOWN; forwarded calls continue. */
+void router_drain(router *r);
+/* Forwarded calls not yet answered. */
+size_t router_inflight(const router *r);
+/* Every counter of amp.Stats in the Prometheus text format. */
+void router_metrics(router *r, amp_buf *out);
 
 #endif

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import run
-from test_twisted_interop import AMP_CLI, BUILD, C_PEER, TWISTED_PEER
+from test_twisted_interop import AMP_CLI, BUILD, C_PEER, TWISTED_PEER, pki  # noqa: F401
 
 BROKER = os.path.join(BUILD, "broker", "amp-broker")
 
@@ -460,5 +460,109 @@ def test_routed_keys_are_untouched_byte_for_byte():
                        (b"_error_description", b"d\xe9j\xe0")]
         caller.close()
         prov.close()
+    finally:
+        b.stop()
+
+
+def http_get(port, path):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path.encode())
+    s.settimeout(10)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body.decode()
+
+
+def test_metrics_endpoint(tmp_path):
+    b = broker(config="[broker]\nmetrics_listen = tcp:0:interface=127.0.0.1\n",
+               tmp_path=tmp_path)
+    try:
+        line = b.proc.stderr.readline().decode()
+        while "metrics on" not in line:
+            line = b.proc.stderr.readline().decode()
+        port = int(re.search(r"\(port (\d+)\)", line).group(1))
+        cli(b.endpoint, "Nope", check=False)
+        status, body = http_get(port, "/metrics")
+        assert status == b"HTTP/1.0 200 OK"
+        assert "# TYPE amp_broker_connections gauge" in body
+        assert re.search(r"^amp_broker_connections_total \d+$", body, re.M)
+        assert 'amp_broker_errors{code="UNHANDLED"} 1' in body
+        # the same counters as amp.Stats
+        s = stats(b.endpoint)
+        for name in s:
+            if name != "errors":
+                assert "amp_broker_%s " % name in body, name
+        assert http_get(port, "/")[0] == b"HTTP/1.0 404 Not Found"
+    finally:
+        b.stop()
+
+
+def test_sigterm_drains(tmp_path):
+    b = broker(config="[broker]\ndrain_timeout = 5\n", tmp_path=tmp_path)
+    p = provider("c", b.endpoint)
+    try:
+        inflight = subprocess.Popen([AMP_CLI, "call", b.endpoint, "Delay", "ms:int=800",
+                                     "n:int=7"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        caller = socket.create_connection(("127.0.0.1", b.port))
+        caller.settimeout(10)
+        time.sleep(0.3)
+        os.kill(b.proc.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        # a new call on an open connection: SHUTTING_DOWN
+        caller.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"Sum"), (b"a", b"1"),
+                                (b"b", b"2")]))
+        got, _ = read_box(caller, b"")
+        assert (b"_error_code", b"SHUTTING_DOWN") in got
+        # new connections are refused
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", b.port), timeout=2)
+        # the call in flight finishes normally
+        out, err = inflight.communicate(timeout=10)
+        assert inflight.returncode == 0 and json.loads(out) == {"n": "7"}, err
+        assert b.proc.wait(timeout=10) == 0
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_max_connections_refuse_then_recover(tmp_path):
+    b = broker(config="[broker]\nmax_connections = 2\n", tmp_path=tmp_path)
+    held = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        r = cli(b.endpoint, "amp.Stats", check=False)
+        assert r.returncode == 5, r
+        held.pop().close()
+        time.sleep(0.2)
+        s = stats(b.endpoint)
+        assert s["connections_refused"] >= 1 and s["connections"] == 2, s
+    finally:
+        for h in held:
+            h.close()
+        b.stop()
+
+
+def test_tls_handshake_timeout(tmp_path, pki):
+    conf = "[broker]\nhandshake_timeout = 0.5\nlisten = ssl:0:privateKey=%s:certKey=%s:" \
+           "interface=127.0.0.1\n" % (pki / "server.key", pki / "server.pem")
+    path = tmp_path / "tls.conf"
+    path.write_text(conf)
+    b = Proc([BROKER, "--config", str(path)], r"\(port (\d+)\)", stream="stderr")
+    try:
+        port = int(b.match.group(1))
+        silent = socket.create_connection(("127.0.0.1", port))
+        silent.settimeout(5)
+        t0 = time.time()
+        assert silent.recv(100) == b""  # closed by the broker
+        assert time.time() - t0 < 3
+        r = run([AMP_CLI, "call", "ssl:host=localhost:port=%d:caCerts=%s" % (port, pki / "ca.pem"),
+                 "amp.Stats"])
+        assert b"connections" in r.stdout
     finally:
         b.stop()

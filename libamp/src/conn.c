@@ -184,9 +184,12 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
     c->loop = loop;
     c->fd = fd;
     c->state = CONN_OPEN;
+    c->handshake_timeout = 10;
     if (cfg) {
         c->cb = cfg->callbacks;
         c->user_data = cfg->user_data;
+        if (cfg->handshake_timeout > 0)
+            c->handshake_timeout = cfg->handshake_timeout;
     }
     amp_session_config scfg;
     memset(&scfg, 0, sizeof scfg);
@@ -832,10 +835,16 @@ static void connected(amp_conn *c)
         flush(c);
 }
 
+static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
 int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
 {
-    if (ctx)
+    if (ctx) { /* a peer that never completes the handshake is closed */
+        ev_timer_init(&c->connect_timer, connect_timeout_cb, c->handshake_timeout, 0);
+        c->connect_timer.data = c;
+        ev_timer_start(c->loop, &c->connect_timer);
         return start_ssl(c, ctx, 1);
+    }
     c->ready_reported = 1;
     ev_io_start(c->loop, &c->rio);
     return 0;

@@ -48,6 +48,7 @@ struct amp_conn {
     size_t nrecv_fds, recv_cap;
 
     uint64_t bytes_in, bytes_out;
+    double handshake_timeout;
     char peer_name[64];
     int depth;          /* nesting of our callbacks on the stack */
     int finish_pending; /* close requested from inside a callback */

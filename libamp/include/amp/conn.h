@@ -49,6 +49,8 @@ typedef struct amp_conn_config {
     amp_limits limits;        /* decoder caps; zeroes: defaults */
     size_t output_high_water; /* 0: 1 MiB */
     size_t output_hard_cap;   /* 0: 64 MiB */
+    double handshake_timeout; /* accepted TLS connections: seconds to finish
+                                 the handshake, then closed; 0: 10 */
     amp_conn_callbacks callbacks;
     void *user_data;
 } amp_conn_config;

@@ -1,0 +1,183 @@
+/* A deliberately small HTTP/1.0 server: one request per connection, GET
+ * /metrics only, 8 KiB of request at most, 5 s to send it. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_REQUEST 8192
+
+struct metrics_server {
+    struct ev_loop *loop;
+    router *r;
+    int fd, port;
+    ev_io io;
+};
+
+struct client {
+    metrics_server *m;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    char buf[MAX_REQUEST];
+    size_t len;
+};
+
+static void client_free(struct client *c)
+{
+    ev_io_stop(c->m->loop, &c->io);
+    ev_timer_stop(c->m->loop, &c->timer);
+    close(c->fd);
+    free(c);
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    for (int spins = 0; n && spins < 1000; spins++) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            b += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return;
+        }
+    }
+}
+
+static void respond(struct client *c)
+{
+    amp_buf body;
+    amp_buf_init(&body);
+    const char *status = "404 Not Found";
+    if (!strncmp(c->buf, "GET /metrics ", 13) || !strncmp(c->buf, "GET /metrics?", 13)) {
+        status = "200 OK";
+        router_metrics(c->m->r, &body);
+    } else {
+        amp_buf_append(&body, (const uint8_t *)"try /metrics\n", 13);
+    }
+    char head[256];
+    int k = snprintf(head, sizeof head,
+                     "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, body.len);
+    send_all(c->fd, head, (size_t)k);
+    send_all(c->fd, body.data, body.len);
+    amp_buf_free(&body);
+}
+
+static void client_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct client *c = w->data;
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        client_free(c);
+        return;
+    }
+    c->len += (size_t)n;
+    c->buf[c->len] = 0;
+    if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n") || c->len == sizeof c->buf - 1) {
+        respond(c);
+        client_free(c);
+    }
+}
+
+static void client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    client_free(w->data);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    metrics_server *m = w->data;
+    int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->m = m;
+    c->fd = fd;
+    ev_io_init(&c->io, client_read, fd, EV_READ);
+    c->io.data = c;
+    ev_timer_init(&c->timer, client_timeout, 5, 0);
+    c->timer.data = c;
+    ev_io_start(loop, &c->io);
+    ev_timer_start(loop, &c->timer);
+}
+
+metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, router *r, char *err,
+                               size_t err_len)
+{
+    amp_endpoint ep;
+    if (amp_endpoint_parse(endpoint, 1, &ep, err, err_len) != AMP_OK)
+        return NULL;
+    if (ep.kind != AMP_ENDPOINT_TCP) {
+        snprintf(err, err_len, "metrics endpoint '%s': only tcp: is supported", endpoint);
+        amp_endpoint_free(&ep);
+        return NULL;
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    hints.ai_family = ep.host ? AF_UNSPEC : AF_INET;
+    char port[16];
+    snprintf(port, sizeof port, "%d", ep.port);
+    metrics_server *m = calloc(1, sizeof *m);
+    int g = getaddrinfo(ep.host, port, &hints, &ai);
+    if (g || !m) {
+        snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, g ? gai_strerror(g) : "");
+        goto fail;
+    }
+    m->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (m->fd < 0 || bind(m->fd, ai->ai_addr, ai->ai_addrlen) || listen(m->fd, 16)) {
+        snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    getsockname(m->fd, (struct sockaddr *)&sa, &sl);
+    m->port = ntohs(sa.sin_port);
+    m->loop = loop;
+    m->r = r;
+    ev_io_init(&m->io, accept_cb, m->fd, EV_READ);
+    m->io.data = m;
+    ev_io_start(loop, &m->io);
+    freeaddrinfo(ai);
+    amp_endpoint_free(&ep);
+    return m;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    if (m && m->fd > 0)
+        close(m->fd);
+    free(m);
+    amp_endpoint_free(&ep);
+    return NULL;
+}
+
+int metrics_port(const metrics_server *m)
+{
+    return m->port;
+}
+
+void metrics_free(metrics_server *m)
+{
+    if (!m)
+        return;
+    ev_io_stop(m->loop, &m->io);
+    close(m->fd);
+    free(m);
+}
