@@ -24,6 +24,8 @@ struct settings {
     amp_conn_config conn;
     double drain_timeout;
     char *metrics_listen;
+    int auth_on;             /* an [auth] section was given */
+    char *auth_str[4];       /* password_file, tokens_file, acl_file, anonymous */
     char *owned[MAX_LISTEN];
     int nowned;
 };
@@ -43,6 +45,8 @@ static void usage(FILE *out)
             "                      ssl:7761:privateKey=key.pem:certKey=cert.pem\n"
             "  --config FILE       settings file (INI); see broker/amp-broker.conf\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "  --hash-password     read a password on stdin, print its line for a\n"
+            "                      password file (PBKDF2-SHA256, random salt)\n"
             "\n"
             "Logs go to standard error. SIGTERM and SIGINT drain: listeners close, new\n"
             "calls get SHUTTING_DOWN, calls in flight finish (up to drain_timeout),\n"
@@ -53,6 +57,28 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
 {
     struct settings *s = ud;
     char *end;
+    if (!strcmp(section, "auth")) {
+        static const char *keys[] = {"password_file", "tokens_file", "acl_file", "anonymous"};
+        s->auth_on = 1;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(name, keys[i])) {
+                free(s->auth_str[i]);
+                s->auth_str[i] = strdup(value);
+                return 1;
+            }
+        if (!strcmp(name, "login_timeout")) {
+            s->router.login_timeout = strtod(value, &end);
+            return !*end && s->router.login_timeout > 0;
+        }
+        if (!strcmp(name, "cert_identity")) {
+            if (strcmp(value, "cn") && strcmp(value, "none"))
+                return 0;
+            s->router.cert_identity = !strcmp(value, "cn");
+            return 1;
+        }
+        fprintf(stderr, "amp-broker: unknown setting '%s' in [auth]\n", name);
+        return 0;
+    }
     if (strcmp(section, "broker") && strcmp(section, "")) {
         fprintf(stderr, "amp-broker: unknown section [%s]\n", section);
         return 0;
@@ -121,6 +147,60 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
     return 1;
 }
 
+/* inih cuts lines at 200 characters and reads the rest as a new line: refuse
+ * such files rather than misread them. */
+static int config_lines_too_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* ini_parse reports it */
+    int c, col = 0, line = 1, bad = 0;
+    while (!bad && (c = getc(f)) != EOF) {
+        if (c == '\n') {
+            line++;
+            col = 0;
+        } else if (++col >= 200) {
+            fprintf(stderr, "amp-broker: %s:%d: line longer than 199 characters\n", path, line);
+            bad = 1;
+        }
+    }
+    fclose(f);
+    return bad;
+}
+
+static auth *load_auth(const struct settings *s)
+{
+    auth_files f = {s->auth_str[0], s->auth_str[1], s->auth_str[2], s->auth_str[3]};
+    char err[512];
+    auth *a = auth_load(&f, err, sizeof err);
+    if (!a)
+        log_msg(LOG_ERROR, "authentication: %s", err);
+    return a;
+}
+
+struct reload {
+    struct settings *s;
+    router *r;
+};
+
+/* SIGHUP: read users, tokens and the ACL again; keep the old ones if the
+ * new files are broken. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct reload *rl = w->data;
+    if (!rl->s->auth_on) {
+        log_msg(LOG_INFO, "SIGHUP: no [auth] configured, nothing to reload");
+        return;
+    }
+    auth *a = load_auth(rl->s);
+    if (!a) {
+        log_msg(LOG_ERROR, "SIGHUP: reload failed, keeping the previous users and ACL");
+        return;
+    }
+    router_set_auth(rl->r, a);
+    log_msg(LOG_INFO, "SIGHUP: users and ACL reloaded");
+}
+
 static void on_accept(amp_listener *l, amp_conn *c, void *ud)
 {
     router_accept(ud, c);
@@ -174,7 +254,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},   {"config", required_argument, 0, 'c'},
         {"log-level", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0},
+        {"version", no_argument, 0, 'V'},        {"hash-password", no_argument, 0, 'P'},
+        {0, 0, 0, 0},
     };
     struct settings s;
     memset(&s, 0, sizeof s);
@@ -183,6 +264,7 @@ int main(int argc, char **argv)
     s.router.event_queue_bytes = 8u << 20;
     s.router.slow_consumer = SLOW_DROP;
     s.router.max_connections = 65536;
+    s.router.login_timeout = 2;
     s.drain_timeout = 10;
     const char *config = NULL;
     int c;
@@ -208,6 +290,18 @@ int main(int argc, char **argv)
         }
         case 'h': usage(stdout); return 0;
         case 'V': printf("amp-broker %s\n", amp_version()); return 0;
+        case 'P': {
+            char pw[1024], out[256];
+            if (!fgets(pw, sizeof pw, stdin)) {
+                fprintf(stderr, "amp-broker: --hash-password reads the password from stdin\n");
+                return 2;
+            }
+            pw[strcspn(pw, "\r\n")] = 0;
+            if (auth_hash_password(pw, out, sizeof out))
+                return 1;
+            printf("%s\n", out);
+            return 0;
+        }
         default: usage(stderr); return 2;
         }
     }
@@ -215,6 +309,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (config && config_lines_too_long(config))
+        return 2;
     if (config) {
         int line = ini_parse(config, on_setting, &s);
         if (line) {
@@ -224,6 +320,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
             for (int i = 0; i < s.nowned; i++)
                 free(s.owned[i]);
+            for (int i = 0; i < 4; i++)
+                free(s.auth_str[i]);
             free(s.metrics_listen);
             return 2;
         }
@@ -231,9 +329,19 @@ int main(int argc, char **argv)
     if (!s.nlisten)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
 
+    auth *a = NULL;
+    if (s.auth_on && !(a = load_auth(&s))) { /* never fall back to allowing all */
+        for (int i = 0; i < s.nowned; i++)
+            free(s.owned[i]);
+        for (int i = 0; i < 4; i++)
+            free(s.auth_str[i]);
+        free(s.metrics_listen);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     router *r = router_new(loop, &s.router);
+    router_set_auth(r, a);
     amp_listener *listeners[MAX_LISTEN] = {0};
     int status = 0;
     for (int i = 0; i < s.nlisten && !status; i++) {
@@ -272,14 +380,22 @@ int main(int argc, char **argv)
         sigint.data = sigterm.data = &d;
         ev_signal_start(loop, &sigint);
         ev_signal_start(loop, &sigterm);
+        struct reload rl = {&s, r};
+        ev_signal sighup;
+        ev_signal_init(&sighup, on_hup, SIGHUP);
+        sighup.data = &rl;
+        ev_signal_start(loop, &sighup);
         log_msg(LOG_INFO, "amp-broker %s ready", amp_version());
         ev_run(loop, 0);
         ev_signal_stop(loop, &sigint);
         ev_signal_stop(loop, &sigterm);
+        ev_signal_stop(loop, &sighup);
         ev_timer_stop(loop, &d.poll);
     }
     metrics_free(metrics);
     free(s.metrics_listen);
+    for (int i = 0; i < 4; i++)
+        free(s.auth_str[i]);
     for (int i = 0; i < s.nlisten; i++)
         amp_listener_free(listeners[i]);
     router_free(r);

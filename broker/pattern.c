@@ -61,3 +61,48 @@ int pattern_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn)
             return 0;
     }
 }
+
+static int is_tok(const uint8_t *t, size_t n, char c)
+{
+    return n == 1 && t[0] == (uint8_t)c;
+}
+
+int pattern_covers(const uint8_t *p, size_t pn, const uint8_t *sub, size_t sn)
+{
+    size_t pp = 0, sp = 0;
+    const uint8_t *pt, *st;
+    size_t ptn, stn;
+    for (;;) {
+        int hp = token(p, pn, &pp, &pt, &ptn);
+        int hs = token(sub, sn, &sp, &st, &stn);
+        if (!hp)
+            return !hs;
+        if (is_tok(pt, ptn, '>'))
+            return hs; /* covers one or more tokens, wildcards included */
+        if (!hs || is_tok(st, stn, '>'))
+            return 0; /* sub can be longer than p allows */
+        if (is_tok(pt, ptn, '*'))
+            continue; /* covers any single token, '*' included */
+        if (is_tok(st, stn, '*') || ptn != stn || memcmp(pt, st, ptn))
+            return 0;
+    }
+}
+
+int pattern_overlaps(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t ap = 0, bp = 0;
+    const uint8_t *at, *bt;
+    size_t atn, btn;
+    for (;;) {
+        int ha = token(a, an, &ap, &at, &atn);
+        int hb = token(b, bn, &bp, &bt, &btn);
+        if (!ha || !hb)
+            return !ha && !hb;
+        if (is_tok(at, atn, '>') || is_tok(bt, btn, '>'))
+            return 1;
+        if (is_tok(at, atn, '*') || is_tok(bt, btn, '*'))
+            continue;
+        if (atn != btn || memcmp(at, bt, atn))
+            return 0;
+    }
+}

@@ -9,5 +9,10 @@
 /* 0 if `p` is a valid pattern, else -1 with a reason. */
 int pattern_check(const uint8_t *p, size_t n, const char **why);
 int pattern_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn);
+/* Does every name that `sub` matches also match `p`? (`sub` may contain
+ * wildcards: a '*' in sub is covered only by '*' or '>', and so on.) */
+int pattern_covers(const uint8_t *p, size_t pn, const uint8_t *sub, size_t sn);
+/* Is there a name that both patterns match? */
+int pattern_overlaps(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 #endif

@@ -24,6 +24,9 @@ struct peer {
     uint64_t id;
     int inflight; /* forwarded calls this peer has not answered */
     int slow;     /* marked for disconnection as a slow consumer */
+    const struct identity *who; /* with auth: NULL until logged in */
+    char *user;                /* the identity's name, to find it again */
+    ev_timer login_timer;
     struct peer *prev, *next;
 };
 
@@ -58,11 +61,12 @@ struct router {
     double started;
     int draining;
     size_t inflight;
+    auth *auth;
     struct {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
             late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
-            connections_refused;
+            connections_refused, logins, logins_failed, denials, login_timeouts;
         struct counter errors[16];
     } stats;
 };
@@ -134,6 +138,30 @@ static uint64_t next_random(router *r)
     return r->rng;
 }
 
+/* ---- authorization ----------------------------------------------------------- */
+
+static const char *action_name(enum acl_action a)
+{
+    return a == ACT_CALL ? "call" : a == ACT_REGISTER ? "register"
+           : a == ACT_PUBLISH ? "publish" : "subscribe";
+}
+
+/* 1 if allowed; otherwise answers PERMISSION_DENIED, logs, returns 0. */
+static int permit(router *r, struct peer *p, amp_request *req, enum acl_action action,
+                  const uint8_t *subject, size_t n)
+{
+    if (!r->auth || auth_allowed(r->auth, p->who, action, subject, n))
+        return 1;
+    r->stats.denials++;
+    log_msg(LOG_WARN, "denied: %s (%s) may not %s %.*s", p->who->name,
+            amp_conn_peer_name(p->conn), action_name(action), (int)n, subject);
+    char d[300];
+    snprintf(d, sizeof d, "%s may not %s %.*s", p->who->name, action_name(action),
+             (int)(n > 200 ? 200 : n), subject);
+    fail(r, req, "PERMISSION_DENIED", d);
+    return 0;
+}
+
 /* ---- routed calls ----------------------------------------------------------- */
 
 static struct peer *pick(router *r, struct command *cmd)
@@ -197,6 +225,8 @@ static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, voi
 static void route_call(router *r, struct peer *caller, amp_request *req, const amp_box *box)
 {
     const amp_pair *cmdp = amp_request_command(req);
+    if (!permit(r, caller, req, ACT_CALL, cmdp->value, cmdp->value_len))
+        return;
     struct command *cmd = amp_strmap_get(&r->commands, cmdp->value, cmdp->value_len);
     if (!cmd || !cmd->n) {
         unhandled(r, req);
@@ -245,14 +275,15 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
     provider->inflight++;
     r->inflight++;
     r->stats.calls_routed++;
-    (void)caller;
 }
 
 /* ---- events -------------------------------------------------------------------- */
 
-static void publish(router *r, amp_request *req, const amp_box *box)
+static void publish(router *r, struct peer *from, amp_request *req, const amp_box *box)
 {
     const amp_pair *cmdp = amp_request_command(req);
+    if (!permit(r, from, req, ACT_PUBLISH, cmdp->value, cmdp->value_len))
+        return;
     r->stats.events_published++;
     amp_pair stack[64], *args = stack;
     if (box->count > 64)
@@ -316,6 +347,8 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
         fail(r, req, "BAD_REQUEST", "commands starting with amp. belong to the broker");
         return;
     }
+    if (!permit(r, p, req, ACT_REGISTER, c->value, c->value_len))
+        return;
     int policy = -1;
     if (pol) {
         for (int i = 0; i < 4; i++)
@@ -400,6 +433,8 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         fail(r, req, "BAD_REQUEST", d);
         return;
     }
+    if (!permit(r, p, req, ACT_SUBSCRIBE, pat->value, pat->value_len))
+        return;
     for (size_t i = 0; i < r->nsubs; i++)
         if (r->subs[i].peer == p && r->subs[i].len == pat->value_len &&
             !memcmp(r->subs[i].pattern, pat->value, pat->value_len)) {
@@ -582,12 +617,62 @@ void router_metrics(router *r, amp_buf *out)
 
 /* ---- dispatch --------------------------------------------------------------------- */
 
+static void logged_in(struct peer *p, const struct identity *id, const char *how)
+{
+    router *r = p->r;
+    p->who = id;
+    free(p->user);
+    p->user = strdup(id->name);
+    ev_timer_stop(r->loop, &p->login_timer);
+    log_msg(LOG_INFO, "peer %llu (%s) is %s (%s)", (unsigned long long)p->id,
+            amp_conn_peer_name(p->conn), id->name, how);
+}
+
+static void do_login(router *r, struct peer *p, amp_request *req, const amp_box *box)
+{
+    if (!r->auth) {
+        amp_request_answer(req, NULL, 0); /* nothing to log in to */
+        return;
+    }
+    const amp_pair *tok = arg(box, "token"), *user = arg(box, "username"),
+                   *pw = arg(box, "password");
+    const struct identity *id = NULL;
+    if (tok)
+        id = auth_token(r->auth, tok->value, tok->value_len);
+    else if (user && pw)
+        id = auth_password(r->auth, user->value, user->value_len, pw->value, pw->value_len);
+    if (!id) {
+        r->stats.logins_failed++;
+        count_error(r, (const uint8_t *)"AUTH_FAILED", 11);
+        log_msg(LOG_WARN, "peer %llu (%s): login failed%s%.*s", (unsigned long long)p->id,
+                amp_conn_peer_name(p->conn), user ? " for " : "", user ? (int)user->value_len : 0,
+                user ? (const char *)user->value : "");
+        amp_request_error(req, "AUTH_FAILED", "bad credentials", 1); /* and close */
+        return;
+    }
+    r->stats.logins++;
+    logged_in(p, id, tok ? "token" : "password");
+    amp_pair who = {(const uint8_t *)"identity", 8, (const uint8_t *)id->name, strlen(id->name)};
+    amp_request_answer(req, &who, 1);
+}
+
 static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *ud)
 {
     struct peer *p = ud;
     router *r = p->r;
     const amp_pair *c = amp_request_command(req);
+    if (cmd_is(c, "amp.Login")) {
+        do_login(r, p, req, box);
+        return;
+    }
+    if (r->auth && !p->who) {
+        fail(r, req, "AUTH_REQUIRED", "log in first with amp.Login");
+        return;
+    }
     if (c->value_len >= 4 && !memcmp(c->value, "amp.", 4)) {
+        if ((cmd_is(c, "amp.Commands") || cmd_is(c, "amp.Stats")) &&
+            !permit(r, p, req, ACT_CALL, c->value, c->value_len))
+            return;
         if (cmd_is(c, "amp.Register"))
             do_register(r, p, req, box);
         else if (cmd_is(c, "amp.Unregister"))
@@ -609,7 +694,7 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
         return;
     }
     if (!amp_request_wants_answer(req))
-        publish(r, req, box);
+        publish(r, p, req, box);
     else
         route_call(r, p, req, box);
 }
@@ -646,7 +731,34 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     log_msg(reason == AMP_E_CLOSED ? LOG_DEBUG : LOG_INFO, "peer %llu (%s) gone: %s%s%s",
             (unsigned long long)p->id, amp_conn_peer_name(c), amp_strerror(reason),
             *amp_conn_error_text(c) ? ": " : "", amp_conn_error_text(c));
+    ev_timer_stop(r->loop, &p->login_timer);
+    free(p->user);
     free(p);
+}
+
+static void login_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct peer *p = w->data;
+    p->r->stats.login_timeouts++;
+    log_msg(LOG_WARN, "peer %llu (%s): no login within %g s, closing", (unsigned long long)p->id,
+            amp_conn_peer_name(p->conn), p->r->cfg.login_timeout);
+    amp_conn_abort(p->conn);
+}
+
+/* TLS is up: a verified client certificate may name the user. */
+static void on_ready(amp_conn *c, void *ud)
+{
+    struct peer *p = ud;
+    router *r = p->r;
+    const char *subject = amp_conn_peer_subject(c);
+    const char *cn = subject ? strstr(subject, "/CN=") : NULL;
+    if (!r->auth || !r->cfg.cert_identity || !cn || (p->who && p->who != auth_anonymous(r->auth)))
+        return;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(cn + 4, "/"), cn + 4);
+    const struct identity *id = auth_user(r->auth, name);
+    if (id)
+        logged_in(p, id, "client certificate");
 }
 
 void router_accept(router *r, amp_conn *c)
@@ -672,9 +784,17 @@ void router_accept(router *r, amp_conn *c)
     r->peers = p;
     r->npeers++;
     r->stats.connections_total++;
-    amp_conn_callbacks cb = {NULL, on_closed, NULL};
+    amp_conn_callbacks cb = {on_ready, on_closed, NULL};
     amp_conn_set_callbacks(c, &cb, p);
     amp_session_serve_fallback(amp_conn_session(c), on_call, p);
+    ev_timer_init(&p->login_timer, login_timeout, r->cfg.login_timeout, 0);
+    p->login_timer.data = p;
+    if (r->auth) {
+        if (auth_anonymous(r->auth))
+            logged_in(p, auth_anonymous(r->auth), "anonymous");
+        else
+            ev_timer_start(r->loop, &p->login_timer);
+    }
     log_msg(LOG_DEBUG, "peer %llu (%s) connected", (unsigned long long)p->id,
             amp_conn_peer_name(c));
 }
@@ -682,6 +802,56 @@ void router_accept(router *r, amp_conn *c)
 size_t router_connections(const router *r)
 {
     return r->npeers;
+}
+
+struct recheck {
+    router *r;
+    struct peer *p;
+};
+
+static void recheck_registrations(const uint8_t *key, size_t n, void *value, void *ud)
+{
+    struct recheck *rc = ud;
+    if (!auth_allowed(rc->r->auth, rc->p->who, ACT_REGISTER, key, n) &&
+        drop_provider(value, rc->p))
+        log_msg(LOG_INFO, "peer %llu: registration of %.*s revoked",
+                (unsigned long long)rc->p->id, (int)n, key);
+}
+
+void router_set_auth(router *r, auth *a)
+{
+    auth *old = r->auth;
+    r->auth = a;
+    for (struct peer *p = r->peers, *next; p; p = next) {
+        next = p->next;
+        if (!a) {
+            p->who = NULL;
+            continue;
+        }
+        if (!p->user) {
+            if (auth_anonymous(a))
+                logged_in(p, auth_anonymous(a), "anonymous");
+            else if (!ev_is_active(&p->login_timer))
+                ev_timer_start(r->loop, &p->login_timer);
+            continue;
+        }
+        p->who = auth_user(a, p->user);
+        if (!p->who) {
+            log_msg(LOG_WARN, "peer %llu (%s): %s is no longer allowed, disconnecting",
+                    (unsigned long long)p->id, amp_conn_peer_name(p->conn), p->user);
+            amp_conn_abort(p->conn); /* on_closed unlinks and frees p */
+            continue;
+        }
+        struct recheck rc = {r, p};
+        amp_strmap_foreach(&r->commands, recheck_registrations, &rc);
+        for (size_t i = r->nsubs; i-- > 0;)
+            if (r->subs[i].peer == p &&
+                !auth_allowed(a, p->who, ACT_SUBSCRIBE, r->subs[i].pattern, r->subs[i].len)) {
+                log_msg(LOG_INFO, "peer %llu: subscription revoked", (unsigned long long)p->id);
+                remove_sub(r, i);
+            }
+    }
+    auth_free(old);
 }
 
 void router_drain(router *r)
@@ -721,6 +891,7 @@ void router_free(router *r)
         amp_conn_abort(r->peers->conn);
     amp_strmap_foreach(&r->commands, free_command, NULL);
     amp_strmap_free(&r->commands); /* frees each struct command */
+    auth_free(r->auth);
     while (r->nsubs)
         remove_sub(r, r->nsubs - 1);
     free(r->subs);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "amp/amp.h"
+#include "auth.h"
 
 typedef enum slow_policy { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy;
 
@@ -18,6 +19,9 @@ typedef struct router_config {
                                    subscriber disconnected */
     slow_policy slow_consumer;
     size_t max_connections;     /* more are refused (closed at once) */
+    double login_timeout;       /* with auth: seconds to log in */
+    int cert_identity;          /* with auth: a verified client certificate's
+                                   CN names the user */
 } router_config;
 
 typedef struct router router;
@@ -32,6 +36,12 @@ size_t router_connections(const router *r);
 void router_drain(router *r);
 /* Forwarded calls not yet answered. */
 size_t router_inflight(const router *r);
+/* Install users and ACL (NULL: no authentication, everything allowed).
+ * Takes ownership. Live connections are checked again: a user that is gone
+ * is disconnected, registrations and subscriptions no longer allowed are
+ * removed. */
+void router_set_auth(router *r, auth *a);
+
 /* Every counter of amp.Stats in the Prometheus text format. */
 void router_metrics(router *r, amp_buf *out);
 
