@@ -120,6 +120,18 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         s->conn.output_hard_cap = strtoull(value, &end, 10);
         if (*end || !s->conn.output_hard_cap)
             return 0;
+    } else if (!strcmp(name, "max_calls_in_flight")) {
+        s->router.max_calls_in_flight = strtoull(value, &end, 10);
+        if (*end)
+            return 0;
+    } else if (!strcmp(name, "keepalive")) {
+        s->router.keepalive = strtod(value, &end);
+        if (*end || s->router.keepalive < 0)
+            return 0;
+    } else if (!strcmp(name, "login_max_box_bytes")) {
+        s->router.login_limits.max_box_bytes = strtoull(value, &end, 10);
+        if (*end || s->router.login_limits.max_box_bytes < 2)
+            return 0;
     } else if (!strcmp(name, "max_connections")) {
         s->router.max_connections = strtoull(value, &end, 10);
         if (*end || !s->router.max_connections)
@@ -265,6 +277,10 @@ int main(int argc, char **argv)
     s.router.slow_consumer = SLOW_DROP;
     s.router.max_connections = 65536;
     s.router.login_timeout = 2;
+    s.router.max_calls_in_flight = 10000;
+    s.router.keepalive = 60;
+    s.router.login_limits.max_keys = 16;
+    s.router.login_limits.max_box_bytes = 4096;
     s.drain_timeout = 10;
     const char *config = NULL;
     int c;
@@ -329,6 +345,7 @@ int main(int argc, char **argv)
     if (!s.nlisten)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
 
+    s.router.limits = s.conn.limits;
     auth *a = NULL;
     if (s.auth_on && !(a = load_auth(&s))) { /* never fall back to allowing all */
         for (int i = 0; i < s.nowned; i++)

@@ -7,7 +7,10 @@
 #include "router.h"
 
 #include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,7 +69,8 @@ struct router {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
             late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
-            connections_refused, logins, logins_failed, denials, login_timeouts;
+            connections_refused, logins, logins_failed, denials, login_timeouts, calls_refused,
+            protocol_errors;
         struct counter errors[16];
     } stats;
 };
@@ -227,6 +231,13 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
     const amp_pair *cmdp = amp_request_command(req);
     if (!permit(r, caller, req, ACT_CALL, cmdp->value, cmdp->value_len))
         return;
+    /* this request is one of the pending ones */
+    if (r->cfg.max_calls_in_flight &&
+        amp_session_pending_requests(amp_conn_session(caller->conn)) > r->cfg.max_calls_in_flight) {
+        r->stats.calls_refused++;
+        fail(r, req, "OVERLOADED", "too many calls in flight on this connection");
+        return;
+    }
     struct command *cmd = amp_strmap_get(&r->commands, cmdp->value, cmdp->value_len);
     if (!cmd || !cmd->n) {
         unhandled(r, req);
@@ -540,6 +551,13 @@ static size_t stats_table(router *r, struct counter_row *t)
         {"calls_routed", "calls forwarded to a provider", r->stats.calls_routed},
         {"calls_answered", "forwarded calls answered by their provider", r->stats.calls_answered},
         {"calls_in_flight", "forwarded calls not answered yet", r->inflight},
+        {"calls_refused", "calls refused over max_calls_in_flight", r->stats.calls_refused},
+        {"protocol_errors", "connections closed for bad bytes or a limit",
+         r->stats.protocol_errors},
+        {"logins", "successful logins", r->stats.logins},
+        {"logins_failed", "failed logins", r->stats.logins_failed},
+        {"login_timeouts", "connections closed for not logging in", r->stats.login_timeouts},
+        {"denials", "requests refused by the ACL", r->stats.denials},
         {"events_published", "calls without _ask received", r->stats.events_published},
         {"events_delivered", "events queued for subscribers", r->stats.events_delivered},
         {"events_dropped", "events not delivered to a slow subscriber", r->stats.events_dropped},
@@ -624,6 +642,7 @@ static void logged_in(struct peer *p, const struct identity *id, const char *how
     free(p->user);
     p->user = strdup(id->name);
     ev_timer_stop(r->loop, &p->login_timer);
+    amp_session_set_limits(amp_conn_session(p->conn), &r->cfg.limits);
     log_msg(LOG_INFO, "peer %llu (%s) is %s (%s)", (unsigned long long)p->id,
             amp_conn_peer_name(p->conn), id->name, how);
 }
@@ -721,6 +740,12 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     r->stats.bytes_in_closed += amp_conn_bytes_in(c);
     r->stats.bytes_out_closed += amp_conn_bytes_out(c);
     r->stats.late_answers_dropped += amp_session_late_answers(amp_conn_session(c));
+    if (amp_err_is_protocol(reason) || amp_err_is_limit(reason)) {
+        /* bad bytes and limits hit, counted under the error's name */
+        const char *name = amp_errname(reason);
+        r->stats.protocol_errors++;
+        count_error(r, (const uint8_t *)name, strlen(name));
+    }
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -792,8 +817,18 @@ void router_accept(router *r, amp_conn *c)
     if (r->auth) {
         if (auth_anonymous(r->auth))
             logged_in(p, auth_anonymous(r->auth), "anonymous");
-        else
+        else { /* tight caps and a deadline until it logs in */
+            amp_session_set_limits(amp_conn_session(c), &r->cfg.login_limits);
             ev_timer_start(r->loop, &p->login_timer);
+        }
+    }
+    if (r->cfg.keepalive > 0) { /* finds half-open peers; UNIX sockets ignore it */
+        int fd = amp_conn_fd(c), on = 1, idle = (int)r->cfg.keepalive;
+        int intvl = idle / 3 > 0 ? idle / 3 : 1, cnt = 3;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
     }
     log_msg(LOG_DEBUG, "peer %llu (%s) connected", (unsigned long long)p->id,
             amp_conn_peer_name(c));

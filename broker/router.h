@@ -22,6 +22,10 @@ typedef struct router_config {
     double login_timeout;       /* with auth: seconds to log in */
     int cert_identity;          /* with auth: a verified client certificate's
                                    CN names the user */
+    amp_limits limits;          /* decoder caps after login (or without auth) */
+    amp_limits login_limits;    /* decoder caps before login */
+    size_t max_calls_in_flight; /* per connection: more get OVERLOADED */
+    double keepalive;           /* TCP keepalive idle seconds; 0: off */
 } router_config;
 
 typedef struct router router;

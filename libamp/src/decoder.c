@@ -86,6 +86,23 @@ void amp_decoder_free(amp_decoder *d)
     free(d);
 }
 
+amp_err amp_decoder_set_limits(amp_decoder *d, const amp_limits *limits)
+{
+    if (!d || !limits)
+        return AMP_E_INVALID;
+    amp_limits l;
+    amp_limits_default(&l);
+    if (limits->max_keys)
+        l.max_keys = limits->max_keys;
+    if (limits->max_box_bytes)
+        l.max_box_bytes = limits->max_box_bytes;
+    l.allow_empty_box = limits->allow_empty_box;
+    if (l.max_box_bytes < 2 || l.max_box_bytes > UINT32_MAX)
+        return AMP_E_INVALID;
+    d->lim = l;
+    return AMP_OK;
+}
+
 amp_err amp_decoder_feed(amp_decoder *d, const uint8_t *p, size_t n)
 {
     if (!d || (!p && n))
@@ -102,6 +119,8 @@ static amp_err grow(void **arr, size_t *cap, size_t want, size_t elem, size_t ma
 {
     if (want <= *cap)
         return AMP_OK;
+    if (want > max) /* only if the limits were lowered in the middle of a box */
+        return AMP_E_BOX_TOO_LARGE;
     size_t n = *cap ? *cap * 2 : 16;
     while (n < want)
         n *= 2;
@@ -148,9 +167,10 @@ static amp_err scan(amp_decoder *d, const uint8_t *base, size_t avail, struct sc
             /* key header, key, value header, terminator */
             if (st->pos + 2 + klen + 2 + 2 > max_box)
                 return AMP_E_BOX_TOO_LARGE;
-            if (grow((void **)&d->spans, &d->spans_cap, st->nkeys + 1, sizeof *d->spans,
-                     d->lim.max_keys) != AMP_OK)
-                return AMP_E_NOMEM;
+            amp_err g = grow((void **)&d->spans, &d->spans_cap, st->nkeys + 1, sizeof *d->spans,
+                             d->lim.max_keys);
+            if (g != AMP_OK)
+                return g == AMP_E_BOX_TOO_LARGE ? AMP_E_TOO_MANY_KEYS : g;
             d->spans[st->nkeys].koff = (uint32_t)(st->pos + 2);
             d->spans[st->nkeys].klen = (uint16_t)klen;
             st->pos += 2;
@@ -197,9 +217,10 @@ static amp_err fail(amp_decoder *d, amp_err err, uint64_t off)
 
 static amp_err emit(amp_decoder *d, const uint8_t *base, const struct scan *st, amp_box *box)
 {
-    if (grow((void **)&d->pairs, &d->pairs_cap, st->nkeys ? st->nkeys : 1, sizeof *d->pairs,
-             d->lim.max_keys) != AMP_OK)
-        return AMP_E_NOMEM;
+    amp_err g = grow((void **)&d->pairs, &d->pairs_cap, st->nkeys ? st->nkeys : 1,
+                     sizeof *d->pairs, d->lim.max_keys);
+    if (g != AMP_OK)
+        return g == AMP_E_BOX_TOO_LARGE ? AMP_E_TOO_MANY_KEYS : g;
     for (size_t i = 0; i < st->nkeys; i++) {
         const struct span *s = &d->spans[i];
         d->pairs[i].key = base + s->koff;
@@ -245,8 +266,9 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
         if (r != AMP_AGAIN)
             return fail(d, r, d->total + d->st.pos);
         /* Incomplete: keep what there is (need <= max_box_bytes). */
-        if (grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes) != AMP_OK)
-            return fail(d, AMP_E_NOMEM, d->total);
+        amp_err g = grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
+        if (g != AMP_OK)
+            return fail(d, g, d->total);
         memcpy(d->buf, base, avail);
         d->buf_len = avail;
         d->box_start = d->total;
@@ -273,8 +295,9 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
             take = avail;
         if (take == 0)
             return AMP_AGAIN;
-        if (grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes) != AMP_OK)
-            return fail(d, AMP_E_NOMEM, d->box_start);
+        amp_err g = grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
+        if (g != AMP_OK)
+            return fail(d, g, d->box_start);
         memcpy(d->buf + d->buf_len, d->in + d->in_pos, take);
         d->buf_len += take;
         d->in_pos += take;

@@ -35,6 +35,7 @@ struct amp_session {
     amp_strmap responders;
     struct responder fallback;
     amp_request *requests; /* unanswered requests (doubly linked) */
+    size_t nrequests;
 
     uint64_t late_answers;
     int closed;
@@ -77,6 +78,8 @@ amp_err amp_session_new(amp_session **out, const amp_session_config *cfg)
 
 static void request_unlink(amp_request *r)
 {
+    if (r->s && (r->prev || r->next || r->s->requests == r))
+        r->s->nrequests--;
     if (r->prev)
         r->prev->next = r->next;
     else if (r->s)
@@ -466,6 +469,7 @@ static void dispatch_call(amp_session *s, const amp_box *box, const amp_message 
     if (s->requests)
         s->requests->prev = req;
     s->requests = req;
+    s->nrequests++;
     resp->cb(s, req, box, resp->user_data);
 }
 
@@ -706,6 +710,16 @@ void amp_session_expire(amp_session *s, uint64_t now)
 int amp_session_next_deadline(const amp_session *s, uint64_t *deadline)
 {
     return amp_calltable_next_deadline(&s->calls, deadline);
+}
+
+size_t amp_session_pending_requests(const amp_session *s)
+{
+    return s ? s->nrequests : 0;
+}
+
+amp_err amp_session_set_limits(amp_session *s, const amp_limits *limits)
+{
+    return s ? amp_decoder_set_limits(s->dec, limits) : AMP_E_INVALID;
 }
 
 uint64_t amp_session_late_answers(const amp_session *s)

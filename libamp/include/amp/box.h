@@ -82,6 +82,11 @@ AMP_API amp_err amp_decoder_next(amp_decoder *d, amp_box *box);
  * one is, or the decoder's final error. */
 AMP_API amp_err amp_decoder_finish(const amp_decoder *d);
 
+/* Change the caps; they apply from the next length header read (a box in
+ * progress is checked against the new caps from there on). AMP_E_INVALID
+ * for a max_box_bytes below 2. */
+AMP_API amp_err amp_decoder_set_limits(amp_decoder *d, const amp_limits *limits);
+
 /* Stream offset (bytes fed so far, counting from 0) of the byte where the
  * decoder's error was detected; for AMP_E_TRUNCATED, the offset where the
  * incomplete box began. 0 when there is no error. */

@@ -140,6 +140,10 @@ AMP_API void amp_session_expire(amp_session *s, uint64_t now);
 /* The earliest deadline of an outstanding call; 0 if there is none. */
 AMP_API int amp_session_next_deadline(const amp_session *s, uint64_t *deadline);
 AMP_API size_t amp_session_outstanding(const amp_session *s);
+/* Calls received on this session that have not been answered yet. */
+AMP_API size_t amp_session_pending_requests(const amp_session *s);
+/* Change the decoder caps (see amp_decoder_set_limits). */
+AMP_API amp_err amp_session_set_limits(amp_session *s, const amp_limits *limits);
 /* Answers and errors that arrived after their call timed out or was
  * cancelled, and were dropped. */
 AMP_API uint64_t amp_session_late_answers(const amp_session *s);

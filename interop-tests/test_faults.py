@@ -1,0 +1,169 @@
+"""The broker under bad input and hostile peers: each case asserts the
+outcome and that the broker still serves others afterwards."""
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import run
+from test_auth import Peer, files, start  # noqa: F401
+from test_broker import BROKER, Proc, broker, cli, provider, raw_box, rss_kb, stats
+from test_twisted_interop import AMP_CLI, pki  # noqa: F401
+
+
+def still_serves(endpoint):
+    r = cli(endpoint, "amp.Stats", check=False)
+    return r.returncode == 0 or b"PERMISSION_DENIED" in r.stderr or b"AUTH_REQUIRED" in r.stderr
+
+
+def closed_soon(sock, seconds=5):
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (socket.timeout, ConnectionResetError) as e:
+        return isinstance(e, ConnectionResetError)
+
+
+def test_huge_length_claims_on_many_sockets(files):
+    """14 sockets each start a box that claims more and more 65535-byte values
+    and push 20 MB: before login a box may hold 4096 bytes, so each is cut
+    off at once and the broker's memory does not grow."""
+    b = start(files)
+    try:
+        before = rss_kb(b.proc.pid)
+        chunk = struct.pack("!H", 1) + b"k" + struct.pack("!H", 65535) + b"x" * 65535
+        socks = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(14)]
+        for s in socks:
+            s.settimeout(5)
+            try:
+                for _ in range(320):  # about 20 MB
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                pass
+        grown = rss_kb(b.proc.pid) - before
+        assert grown < 8 * 1024, "grew by %d KiB" % grown
+        for s in socks:
+            assert closed_soon(s)
+            s.close()
+        assert still_serves("tcp:127.0.0.1:%d" % b.port)
+        p = Peer(b.port)
+        assert b"_answer" in p.call("amp.Login", token="s3cret-token")
+    finally:
+        b.stop()
+
+
+def test_oversize_keys_and_key_counts_are_counted(tmp_path):
+    b = broker(config="[broker]\nmax_keys = 8\nmax_box_bytes = 10000\n", tmp_path=tmp_path)
+    try:
+        cases = [
+            raw_box([(b"K" * 255, b"")])[:-2] + struct.pack("!H", 256) + b"K" * 256,
+            raw_box([(("k%d" % i).encode(), b"") for i in range(9)]),
+            raw_box([(b"v", b"x" * 20000)]),
+        ]
+        for data in cases:
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.sendall(data)
+            assert closed_soon(s)
+            s.close()
+        assert still_serves(b.endpoint)
+        errors = cli(b.endpoint, "amp.Stats").stdout
+        for name in (b"key-too-long", b"too-many-keys", b"box-too-large"):
+            assert name in errors, errors
+        assert stats(b.endpoint)["protocol_errors"] == 3
+    finally:
+        b.stop()
+
+
+def test_slowloris_plain_port_is_closed_at_the_login_timeout(files):
+    b = start(files)
+    try:
+        s = socket.create_connection(("127.0.0.1", b.port))
+        login = raw_box([(b"_ask", b"1"), (b"_command", b"amp.Login"), (b"token", b"x")])
+        t0 = time.time()
+        closed = False
+        for byte in login[:-1]:  # never finishes the box
+            try:
+                s.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.05)
+            if time.time() - t0 > 3:
+                break
+        assert closed or closed_soon(s, 3)
+        assert time.time() - t0 < 4
+        assert still_serves("tcp:127.0.0.1:%d" % b.port)
+    finally:
+        b.stop()
+
+
+def test_plaintext_on_the_tls_port(pki, tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[broker]\nlisten = ssl:0:privateKey=%s:certKey=%s\n" % (
+        pki / "server.key", pki / "server.pem"))
+    b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+    try:
+        port = int(b.match.group(1))
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+        assert closed_soon(s)
+        r = run([AMP_CLI, "call", "ssl:host=localhost:port=%d:caCerts=%s" % (port, pki / "ca.pem"),
+                 "amp.Stats"])
+        assert b"connections" in r.stdout
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("shift,why", [("-30d", b"expired"), ("+30d", b"not yet valid")])
+def test_expired_and_not_yet_valid_certificates(pki, tmp_path, shift, why):
+    d = tmp_path
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s.key",
+                    "-out", "s.csr", "-subj", "/CN=localhost"], cwd=d, check=True,
+                   capture_output=True)
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    subprocess.run(["faketime", "-f", shift, "openssl", "x509", "-req", "-in", "s.csr", "-CA",
+                    str(pki / "ca.pem"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial",
+                    "-out", "s.pem", "-days", "2", "-extfile", "san.ext"], cwd=d, check=True,
+                   capture_output=True)
+    conf = d / "c.conf"
+    conf.write_text("[broker]\nlisten = ssl:0:privateKey=%s:certKey=%s\n" % (d / "s.key",
+                                                                           d / "s.pem"))
+    b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+    try:
+        port = int(b.match.group(1))
+        r = run([AMP_CLI, "call", "ssl:host=localhost:port=%d:caCerts=%s" % (port, pki / "ca.pem"),
+                 "amp.Stats"], check=False)
+        assert r.returncode == 5 and why in r.stderr, r.stderr
+    finally:
+        b.stop()
+
+
+def test_calls_in_flight_per_connection(tmp_path):
+    b = broker(config="[broker]\nmax_calls_in_flight = 5\n", tmp_path=tmp_path)
+    p = provider("c", b.endpoint)
+    try:
+        s = socket.create_connection(("127.0.0.1", b.port))
+        s.settimeout(10)
+        s.sendall(b"".join(raw_box([(b"_ask", str(i).encode()), (b"_command", b"Delay"),
+                                    (b"ms", b"300"), (b"n", str(i).encode())])
+                           for i in range(1, 11)))
+        from test_broker import read_box
+        buf, answers, refused = b"", 0, 0
+        for _ in range(10):
+            got, buf = read_box(s, buf)
+            got = dict(got)
+            if b"_answer" in got:
+                answers += 1
+            elif got.get(b"_error_code") == b"OVERLOADED":
+                refused += 1
+        assert (answers, refused) == (5, 5)
+        assert stats(b.endpoint)["calls_refused"] == 5
+        s.close()
+    finally:
+        p.stop()
+        b.stop()
