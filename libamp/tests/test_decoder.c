@@ -247,3 +247,33 @@ Test(decoder, misuse)
     amp_decoder_free(d);
     amp_decoder_free(NULL);
 }
+
+Test(decoder, limits_lowered_in_the_middle_of_a_box)
+{
+    /* 10 keys arrive in two blocks; the caps drop between them */
+    amp_buf b;
+    amp_buf_init(&b);
+    box_with_keys(&b, 10);
+    amp_decoder *d;
+    amp_decoder_new(&d, NULL);
+    amp_decoder_feed(d, b.data, 25); /* five pairs of 5 bytes */
+    amp_box box;
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_AGAIN);
+    amp_limits lim = {2, 16, 0};
+    cr_assert_eq(amp_decoder_set_limits(d, &lim), AMP_OK);
+    amp_decoder_feed(d, b.data + 25, b.len - 25);
+    amp_err r = amp_decoder_next(d, &box);
+    cr_assert(r == AMP_E_TOO_MANY_KEYS || r == AMP_E_BOX_TOO_LARGE, "%s", amp_errname(r));
+    amp_decoder_free(d);
+    /* raised again, the next stream decodes */
+    amp_decoder_new(&d, &lim);
+    amp_limits big = {0, 0, 0};
+    cr_assert_eq(amp_decoder_set_limits(d, &big), AMP_OK);
+    amp_decoder_feed(d, b.data, b.len);
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+    cr_assert_eq(box.count, 10);
+    amp_limits bad = {0, 1, 0};
+    cr_assert_eq(amp_decoder_set_limits(d, &bad), AMP_E_INVALID);
+    amp_decoder_free(d);
+    amp_buf_free(&b);
+}
