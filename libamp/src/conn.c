@@ -930,6 +930,35 @@ amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
     return AMP_OK;
 }
 
+amp_err amp_conn_adopt(struct ev_loop *loop, int fd, const amp_conn_config *cfg, amp_conn **out)
+{
+    if (!loop || fd < 0 || !out) {
+        if (fd >= 0)
+            close(fd);
+        return AMP_E_INVALID;
+    }
+    *out = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int flags = fcntl(fd, F_GETFL);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 || flags < 0 ||
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        close(fd);
+        return AMP_E_INVALID;
+    }
+    amp_conn *c = amp__conn_new(loop, fd, cfg);
+    if (!c) {
+        close(fd);
+        return AMP_E_NOMEM;
+    }
+    c->unix_socket = ss.ss_family == AF_UNIX;
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+        amp__conn_tune_tcp(fd);
+    amp__conn_accepted(c, NULL);
+    *out = c;
+    return AMP_OK;
+}
+
 amp_err amp_connect(struct ev_loop *loop, const char *endpoint, const amp_conn_config *cfg,
                     amp_conn **out, char *err, size_t err_len)
 {

@@ -198,7 +198,8 @@ static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const 
 
 void amp_session_output(const amp_session *s, const uint8_t **p, size_t *n)
 {
-    *p = s->out.data + s->out_head;
+    static const uint8_t nothing[1];
+    *p = s->out.data ? s->out.data + s->out_head : nothing;
     *n = s->out.len - s->out_head;
 }
 

@@ -66,6 +66,12 @@ AMP_API amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *e
                                      const amp_conn_config *cfg, amp_conn **out, char *err,
                                      size_t err_len);
 
+/* Wrap a socket that is already connected (socketpair(), socket activation,
+ * an inherited descriptor). The connection owns `fd` from now on, also on
+ * error. No `ready` callback follows: it is ready now. */
+AMP_API amp_err amp_conn_adopt(struct ev_loop *loop, int fd, const amp_conn_config *cfg,
+                               amp_conn **out);
+
 /* A new connection accepted by a listener. Set its callbacks with
  * amp_conn_set_callbacks() and its responders on amp_conn_session(). */
 typedef void (*amp_accept_cb)(amp_listener *l, amp_conn *c, void *user_data);
