@@ -132,6 +132,14 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         s->router.login_limits.max_box_bytes = strtoull(value, &end, 10);
         if (*end || s->router.login_limits.max_box_bytes < 2)
             return 0;
+    } else if (!strcmp(name, "output_soft_cap")) {
+        s->router.output_soft_cap = strtoull(value, &end, 10);
+        if (*end)
+            return 0;
+    } else if (!strcmp(name, "output_soft_seconds")) {
+        s->router.output_soft_seconds = strtod(value, &end);
+        if (*end || s->router.output_soft_seconds <= 0)
+            return 0;
     } else if (!strcmp(name, "max_connections")) {
         s->router.max_connections = strtoull(value, &end, 10);
         if (*end || !s->router.max_connections)
@@ -279,6 +287,8 @@ int main(int argc, char **argv)
     s.router.login_timeout = 2;
     s.router.max_calls_in_flight = 10000;
     s.router.keepalive = 60;
+    s.router.output_soft_cap = 16u << 20;
+    s.router.output_soft_seconds = 10;
     s.router.login_limits.max_keys = 16;
     s.router.login_limits.max_box_bytes = 4096;
     s.drain_timeout = 10;

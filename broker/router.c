@@ -30,6 +30,7 @@ struct peer {
     const struct identity *who; /* with auth: NULL until logged in */
     char *user;                /* the identity's name, to find it again */
     ev_timer login_timer;
+    double over_soft_since; /* when its output went over the soft cap; 0: not */
     struct peer *prev, *next;
 };
 
@@ -65,12 +66,13 @@ struct router {
     int draining;
     size_t inflight;
     auth *auth;
+    ev_timer soft_cap_timer;
     struct {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
             late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
             connections_refused, logins, logins_failed, denials, login_timeouts, calls_refused,
-            protocol_errors;
+            protocol_errors, slow_connections_closed;
         struct counter errors[16];
     } stats;
 };
@@ -558,6 +560,8 @@ static size_t stats_table(router *r, struct counter_row *t)
         {"logins_failed", "failed logins", r->stats.logins_failed},
         {"login_timeouts", "connections closed for not logging in", r->stats.login_timeouts},
         {"denials", "requests refused by the ACL", r->stats.denials},
+        {"slow_connections_closed", "connections closed for output held over the soft cap",
+         r->stats.slow_connections_closed},
         {"events_published", "calls without _ask received", r->stats.events_published},
         {"events_delivered", "events queued for subscribers", r->stats.events_delivered},
         {"events_dropped", "events not delivered to a slow subscriber", r->stats.events_dropped},
@@ -899,6 +903,35 @@ size_t router_inflight(const router *r)
     return r->inflight;
 }
 
+/* The soft cap: output that stays above output_soft_cap for
+ * output_soft_seconds means the peer is not reading; close it. */
+static void soft_cap_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    router *r = w->data;
+    double now = ev_now(loop);
+    for (struct peer *p = r->peers, *next; p; p = next) {
+        next = p->next;
+        const uint8_t *o;
+        size_t pending;
+        amp_session_output(amp_conn_session(p->conn), &o, &pending);
+        if (pending <= r->cfg.output_soft_cap) {
+            p->over_soft_since = 0;
+            continue;
+        }
+        if (!p->over_soft_since) {
+            p->over_soft_since = now;
+            continue;
+        }
+        if (now - p->over_soft_since >= r->cfg.output_soft_seconds) {
+            r->stats.slow_connections_closed++;
+            log_msg(LOG_WARN, "peer %llu (%s): %zu bytes unread for %g s, closing",
+                    (unsigned long long)p->id, amp_conn_peer_name(p->conn), pending,
+                    now - p->over_soft_since);
+            amp_conn_abort(p->conn);
+        }
+    }
+}
+
 router *router_new(struct ev_loop *loop, const router_config *cfg)
 {
     router *r = calloc(1, sizeof *r);
@@ -910,6 +943,12 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
     r->cfg = *cfg;
     r->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
     r->started = ev_now(loop);
+    if (r->cfg.output_soft_cap && r->cfg.output_soft_seconds > 0) {
+        double every = r->cfg.output_soft_seconds / 4;
+        ev_timer_init(&r->soft_cap_timer, soft_cap_check, every, every);
+        r->soft_cap_timer.data = r;
+        ev_timer_start(loop, &r->soft_cap_timer);
+    }
     return r;
 }
 
@@ -922,6 +961,7 @@ void router_free(router *r)
 {
     if (!r)
         return;
+    ev_timer_stop(r->loop, &r->soft_cap_timer);
     while (r->peers) /* runs on_closed for each, which unlinks it */
         amp_conn_abort(r->peers->conn);
     amp_strmap_foreach(&r->commands, free_command, NULL);

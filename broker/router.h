@@ -26,6 +26,8 @@ typedef struct router_config {
     amp_limits login_limits;    /* decoder caps before login */
     size_t max_calls_in_flight; /* per connection: more get OVERLOADED */
     double keepalive;           /* TCP keepalive idle seconds; 0: off */
+    size_t output_soft_cap;     /* a connection whose unsent output stays */
+    double output_soft_seconds; /* above this for that long is closed */
 } router_config;
 
 typedef struct router router;

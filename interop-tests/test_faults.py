@@ -167,3 +167,26 @@ def test_calls_in_flight_per_connection(tmp_path):
     finally:
         p.stop()
         b.stop()
+
+
+def test_output_held_over_the_soft_cap_closes_the_reader(tmp_path):
+    b = broker(config="[broker]\nevent_queue_bytes = 67108864\noutput_soft_cap = 1048576\n"
+                      "output_soft_seconds = 0.5\n", tmp_path=tmp_path)
+    try:
+        slow = socket.create_connection(("127.0.0.1", b.port))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"),
+                              (b"pattern", b"flood")]))
+        time.sleep(0.2)
+        pub = socket.create_connection(("127.0.0.1", b.port))
+        pub.sendall(raw_box([(b"_command", b"flood"), (b"data", b"x" * 1000)]) * 20000)
+        deadline = time.time() + 10
+        while time.time() < deadline and stats(b.endpoint)["slow_connections_closed"] < 1:
+            time.sleep(0.2)
+        s = stats(b.endpoint)
+        assert s["slow_connections_closed"] == 1, s
+        assert s["connections"] == 2, s  # the publisher and this stats call stay
+        pub.close()
+        slow.close()
+    finally:
+        b.stop()
