@@ -1,6 +1,8 @@
 """The broker under bad input and hostile peers: each case asserts the
 outcome and that the broker still serves others afterwards."""
 import os
+import re
+import signal
 import socket
 import struct
 import subprocess
@@ -190,3 +192,50 @@ def test_output_held_over_the_soft_cap_closes_the_reader(tmp_path):
         slow.close()
     finally:
         b.stop()
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, check=check)
+
+
+def test_half_open_peer_found_by_keepalive(tmp_path):
+    """A peer whose link goes dead without a FIN: TCP keepalive probes go
+    unanswered and the broker closes the connection within idle + 3 probes."""
+    ns = "ampho%d" % os.getpid()
+    if sh("ip", "netns", "add", ns, check=False).returncode:
+        pytest.skip("cannot create a network namespace here")
+    try:
+        sh("ip", "link", "add", ns + "a", "type", "veth", "peer", "name", ns + "b")
+        sh("ip", "link", "set", ns + "b", "netns", ns)
+        sh("ip", "addr", "add", "10.77.0.1/24", "dev", ns + "a")
+        sh("ip", "link", "set", ns + "a", "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", "10.77.0.2/24", "dev", ns + "b")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns + "b", "up")
+        conf = tmp_path / "k.conf"
+        conf.write_text("[broker]\nkeepalive = 1\nlisten = tcp:0:interface=127.0.0.1\n")
+        b = Proc([BROKER, "--config", str(conf), "--listen", "tcp:0:interface=127.0.0.1",
+                  "--listen", "tcp:7761:interface=10.77.0.1"], r"tcp:7761.*\(port 7761\)",
+                 stream="stderr")
+        local = "tcp:127.0.0.1:" + re.search(r"\(port (\d+)\)", "".join(b.lines)).group(1)
+        client = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c",
+                                   "import socket,time\n"
+                                   "s=socket.create_connection(('10.77.0.1',7761))\n"
+                                   "print('connected',flush=True)\ntime.sleep(60)\n"],
+                                  stdout=subprocess.PIPE)
+        try:
+            assert client.stdout.readline() == b"connected\n"
+            time.sleep(0.3)
+            assert stats(local)["connections"] == 2  # the client and this call
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", ns + "b", "down")
+            t0 = time.time()
+            while time.time() - t0 < 15 and stats(local)["connections"] > 1:
+                time.sleep(0.5)
+            assert stats(local)["connections"] == 1, "the half-open connection is still there"
+            assert time.time() - t0 < 10
+        finally:
+            os.kill(client.pid, signal.SIGKILL)
+            client.wait()
+            b.stop()
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "link", "del", ns + "a", check=False)
