@@ -239,3 +239,45 @@ def test_half_open_peer_found_by_keepalive(tmp_path):
     finally:
         sh("ip", "netns", "del", ns, check=False)
         sh("ip", "link", "del", ns + "a", check=False)
+
+
+def tls_broker(key, cert, tmp_path, extra=""):
+    conf = tmp_path / "tls.conf"
+    conf.write_text("[broker]\nlisten = ssl:0:privateKey=%s:certKey=%s%s:interface=127.0.0.1\n"
+                    % (key, cert, extra))
+    b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+    b.port = int(b.match.group(1))
+    return b
+
+
+def test_self_signed_server_certificate_is_refused(pki, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    "self.key", "-out", "self.pem", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    b = tls_broker(tmp_path / "self.key", tmp_path / "self.pem", tmp_path)
+    try:
+        r = run([AMP_CLI, "call", "ssl:host=localhost:port=%d:caCerts=%s" % (b.port,
+                 pki / "ca.pem"), "amp.Stats"], check=False)
+        assert r.returncode == 5 and b"self-signed" in r.stderr, r.stderr
+    finally:
+        b.stop()
+
+
+def test_second_tls_stack_gnutls(pki, tmp_path):
+    """GnuTLS completes a handshake with the broker (TLS 1.2 or 1.3, the
+    chain verified against the test CA) and refuses TLS 1.1 like OpenSSL."""
+    b = tls_broker(pki / "server.key", pki / "server.pem", tmp_path)
+    try:
+        base = ["gnutls-cli", "--x509cafile", str(pki / "ca.pem"), "-p", str(b.port),
+                "localhost"]
+        r = subprocess.run(base, input=b"", capture_output=True, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        assert "Handshake was completed" in out, out + r.stderr.decode(errors="replace")
+        assert re.search(r"\(TLS1\.[23]-", out), out
+        r = subprocess.run(base + ["--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.1"], input=b"",
+                           capture_output=True, timeout=30)
+        assert "Handshake was completed" not in r.stdout.decode(errors="replace")
+        assert still_serves("ssl:host=localhost:port=%d:caCerts=%s" % (b.port, pki / "ca.pem"))
+    finally:
+        b.stop()
