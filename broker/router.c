@@ -744,10 +744,12 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     r->stats.bytes_in_closed += amp_conn_bytes_in(c);
     r->stats.bytes_out_closed += amp_conn_bytes_out(c);
     r->stats.late_answers_dropped += amp_session_late_answers(amp_conn_session(c));
-    if (amp_err_is_protocol(reason) || amp_err_is_limit(reason)) {
-        /* bad bytes and limits hit, counted under the error's name */
+    if (reason != AMP_E_CLOSED) {
+        /* bad bytes, limits, TLS failures and timeouts, socket errors (a
+         * half-open peer found by keepalive), counted under the error's name */
         const char *name = amp_errname(reason);
-        r->stats.protocol_errors++;
+        if (amp_err_is_protocol(reason) || amp_err_is_limit(reason))
+            r->stats.protocol_errors++;
         count_error(r, (const uint8_t *)name, strlen(name));
     }
     if (p->prev)

@@ -332,7 +332,10 @@ def test_malformed_bytes_close_only_that_connection():
     b = broker()
     p = provider("c", b.endpoint, "--name", "c1")
     try:
-        for garbage in (b"\xff\xff" + b"x" * 10, b"\x00\x00", raw_box([(b"_answer", b"77")])):
+        for garbage in (b"\xff\xff" + b"x" * 10, b"\x00\x00", raw_box([(b"_answer", b"77")]),
+                        raw_box([(b"_error", b"5"), (b"_error_code", b"X"),
+                                 (b"_error_description", b"never asked")]),
+                        raw_box([(b"_ask", b"1")]), raw_box([(b"_error", b"1")])):
             s = socket.create_connection(("127.0.0.1", b.port))
             s.sendall(garbage)
             s.settimeout(5)
