@@ -384,8 +384,6 @@ static void on_amp_result(amp_session *s, uint64_t id, const amp_result *res, vo
 {
     struct amp_run *r = ud;
     if (res->status != AMP_OK) {
-        if (getenv("AMP_BENCH_DEBUG"))
-            fprintf(stderr, "call failed: %s\n", amp_strerror(res->status));
         r->failed = 1;
         ev_break(r->loop, EVBREAK_ALL);
         return;

@@ -275,8 +275,6 @@ static int run_calls(int port, size_t calls, size_t window, struct result *out)
 
 static int run_raw(int port, size_t calls, struct result *out)
 {
-    if (getenv("AMP_BENCH_ONLY_PIPELINED"))
-        return 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
