@@ -30,6 +30,16 @@ struct settings {
     int nowned;
 };
 
+/* The strings the settings own. */
+static void settings_free(struct settings *s)
+{
+    for (int i = 0; i < s->nowned; i++)
+        free(s->owned[i]);
+    for (int i = 0; i < 4; i++)
+        free(s->auth_str[i]);
+    free(s->metrics_listen);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -344,11 +354,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "amp-broker: cannot read %s: %s\n", config, strerror(errno));
             else
                 fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
-            for (int i = 0; i < s.nowned; i++)
-                free(s.owned[i]);
-            for (int i = 0; i < 4; i++)
-                free(s.auth_str[i]);
-            free(s.metrics_listen);
+            settings_free(&s);
             return 2;
         }
     }
@@ -358,11 +364,7 @@ int main(int argc, char **argv)
     s.router.limits = s.conn.limits;
     auth *a = NULL;
     if (s.auth_on && !(a = load_auth(&s))) { /* never fall back to allowing all */
-        for (int i = 0; i < s.nowned; i++)
-            free(s.owned[i]);
-        for (int i = 0; i < 4; i++)
-            free(s.auth_str[i]);
-        free(s.metrics_listen);
+        settings_free(&s);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -420,14 +422,10 @@ int main(int argc, char **argv)
         ev_timer_stop(loop, &d.poll);
     }
     metrics_free(metrics);
-    free(s.metrics_listen);
-    for (int i = 0; i < 4; i++)
-        free(s.auth_str[i]);
     for (int i = 0; i < s.nlisten; i++)
         amp_listener_free(listeners[i]);
     router_free(r);
-    for (int i = 0; i < s.nowned; i++)
-        free(s.owned[i]);
+    settings_free(&s);
     if (!status)
         log_msg(LOG_INFO, "stopped");
     return status;

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import run
+from conftest import Proc, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWISTED_PEER = [sys.executable if sys.executable.startswith("/usr/bin/") else "/usr/bin/python3",
@@ -51,32 +51,12 @@ def pki(tmp_path_factory):
     return d
 
 
-class Server:
-    """A peer process serving the interop commands; stopped by its pid."""
+class Server(Proc):
+    """A peer process serving the interop commands: ready when it prints its port."""
 
     def __init__(self, argv):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "exitcode=86")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("port "):
-            self.stop()
-            raise RuntimeError("server did not start: %r %s" % (line, self.proc.stderr.read()))
-        self.port = int(line.split()[1])
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        err = self.proc.stderr.read().decode(errors="replace")
-        for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
-            assert marker not in err, err
-        return err
+        super().__init__(argv, r"^port (-?\d+)")  # -1 for UNIX sockets
+        self.port = int(self.match.group(1))
 
 
 def twisted_server(endpoint, *extra):

@@ -51,16 +51,25 @@ static void answer_int(amp_request *req, const char *key, int64_t x)
     answer1(req, key, (uint8_t *)t, amp_int_format(x, t));
 }
 
+/* The integer arguments k1 and k2, or the UNKNOWN fatal error Twisted sends
+ * for a missing or unparsable argument (then -1). */
+static int two_ints(amp_request *req, const amp_box *b, const char *k1, int64_t *x,
+                    const char *k2, int64_t *y)
+{
+    const amp_pair *a = arg(b, k1), *c = arg(b, k2);
+    if (!a || !c || amp_int_parse(a->value, a->value_len, x) ||
+        amp_int_parse(c->value, c->value_len, y)) {
+        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
+        return -1;
+    }
+    return 0;
+}
+
 static void sum(amp_session *s, amp_request *req, const amp_box *b, void *ud)
 {
     int64_t x, y;
-    const amp_pair *a = arg(b, "a"), *c = arg(b, "b");
-    if (!a || !c || amp_int_parse(a->value, a->value_len, &x) ||
-        amp_int_parse(c->value, c->value_len, &y)) {
-        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
-        return;
-    }
-    answer_int(req, "total", x + y);
+    if (!two_ints(req, b, "a", &x, "b", &y))
+        answer_int(req, "total", x + y);
 }
 
 /* Re-encode one scalar of `type` through libamp's parser and formatter. */
@@ -216,12 +225,8 @@ static void delay_fire(struct ev_loop *loop, ev_timer *w, int revents)
 static void delay(amp_session *s, amp_request *req, const amp_box *b, void *ud)
 {
     int64_t ms, n;
-    const amp_pair *m = arg(b, "ms"), *k = arg(b, "n");
-    if (!m || !k || amp_int_parse(m->value, m->value_len, &ms) ||
-        amp_int_parse(k->value, k->value_len, &n)) {
-        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
+    if (two_ints(req, b, "ms", &ms, "n", &n))
         return;
-    }
     struct delayed *d = malloc(sizeof *d);
     d->req = req;
     d->n = n;
@@ -633,12 +638,8 @@ static const char *provider_name = "c";
 static void named_sum(amp_session *s, amp_request *req, const amp_box *b, void *ud)
 {
     int64_t x, y;
-    const amp_pair *a = arg(b, "a"), *c = arg(b, "b");
-    if (!a || !c || amp_int_parse(a->value, a->value_len, &x) ||
-        amp_int_parse(c->value, c->value_len, &y)) {
-        amp_request_error(req, "UNKNOWN", "Unknown Error", 1);
+    if (two_ints(req, b, "a", &x, "b", &y))
         return;
-    }
     char t[AMP_INT_MAX_LEN];
     amp_pair p[2] = {{(const uint8_t *)"served_by", 9, (const uint8_t *)provider_name,
                       strlen(provider_name)},

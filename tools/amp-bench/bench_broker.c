@@ -246,12 +246,6 @@ struct nats_result {
     double calls_per_s, p50_us, p99_us;
 };
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int nats_requests(int port, size_t calls, size_t window, size_t size,
                          struct nats_result *res)
 {
@@ -291,10 +285,8 @@ static int nats_requests(int port, size_t calls, size_t window, size_t size,
     double t = bench_now() - t0;
     close(io.fd);
     free(io.out);
-    qsort(lat, calls, sizeof *lat, cmp_d);
     res->calls_per_s = (double)calls / t;
-    res->p50_us = lat[calls / 2] * 1e6;
-    res->p99_us = lat[calls * 99 / 100] * 1e6;
+    bench_percentiles(lat, calls, &res->p50_us, &res->p99_us);
     free(lat);
     free(start);
     return 0;
@@ -450,10 +442,8 @@ static int amp_calls(int port, size_t calls, size_t window, size_t size,
     double t = bench_now() - t0;
     amp_conn_abort(r.c);
     if (!r.failed) {
-        qsort(r.lat, calls, sizeof *r.lat, cmp_d);
         res->calls_per_s = (double)calls / t;
-        res->p50_us = r.lat[calls / 2] * 1e6;
-        res->p99_us = r.lat[calls * 99 / 100] * 1e6;
+        bench_percentiles(r.lat, calls, &res->p50_us, &res->p99_us);
     }
     free(r.lat);
     free(r.start);

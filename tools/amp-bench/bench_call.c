@@ -217,12 +217,6 @@ struct result {
     double calls_per_s, p50_us, p99_us;
 };
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* `calls` Sum calls with `window` in flight over one fresh connection. */
 static int run_calls(int port, size_t calls, size_t window, struct result *out)
 {
@@ -263,10 +257,8 @@ static int run_calls(int port, size_t calls, size_t window, struct result *out)
     if (r.conn)
         amp_conn_abort(r.conn);
     if (!failed) {
-        qsort(r.lat, calls, sizeof *r.lat, cmp_d);
         out->calls_per_s = (double)calls / t;
-        out->p50_us = r.lat[calls / 2] * 1e6;
-        out->p99_us = r.lat[calls * 99 / 100] * 1e6;
+        bench_percentiles(r.lat, calls, &out->p50_us, &out->p99_us);
     }
     free(r.lat);
     free(r.start);
@@ -296,10 +288,8 @@ static int run_raw(int port, size_t calls, struct result *out)
     }
     double t = bench_now() - t0;
     close(fd);
-    qsort(lat, calls, sizeof *lat, cmp_d);
     out->calls_per_s = (double)calls / t;
-    out->p50_us = lat[calls / 2] * 1e6;
-    out->p99_us = lat[calls * 99 / 100] * 1e6;
+    bench_percentiles(lat, calls, &out->p50_us, &out->p99_us);
     free(lat);
     return 0;
 }

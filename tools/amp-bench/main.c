@@ -25,6 +25,13 @@ double bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void bench_percentiles(double *lat, size_t n, double *p50_us, double *p99_us)
+{
+    qsort(lat, n, sizeof *lat, cmp_double);
+    *p50_us = lat[n / 2] * 1e6;
+    *p99_us = lat[n * 99 / 100] * 1e6;
+}
+
 const char *bench_tools_dir(void)
 {
     const char *env = getenv("AMP_BENCH_TOOLS");
