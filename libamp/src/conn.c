@@ -49,6 +49,7 @@ static void really_free(amp_conn *c)
     free(c->recv_fds);
     free(c->send_fds);
     free(c->peer_subject);
+    free(c->peer_der);
     if (c->pending_tls_ctx)
         SSL_CTX_free(c->pending_tls_ctx);
     if (c->serve_tls_ctx)
@@ -287,6 +288,28 @@ static void ssl_failed(amp_conn *c, const char *what)
     finish(c, AMP_E_TLS);
 }
 
+/* The DER of a certificate the handshake verified, for callers that parse
+ * it themselves (identity from its names); nothing if verification did not
+ * succeed. */
+static void keep_peer_der(amp_conn *c, X509 *peer)
+{
+    free(c->peer_der);
+    c->peer_der = NULL;
+    c->peer_der_len = 0;
+    if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    int n = i2d_X509(peer, NULL);
+    if (n <= 0 || !(c->peer_der = malloc((size_t)n)))
+        return;
+    uint8_t *w = c->peer_der;
+    if (i2d_X509(peer, &w) != n) {
+        free(c->peer_der);
+        c->peer_der = NULL;
+        return;
+    }
+    c->peer_der_len = (size_t)n;
+}
+
 static void handshake(amp_conn *c)
 {
     ERR_clear_error();
@@ -300,6 +323,7 @@ static void handshake(amp_conn *c)
             free(c->peer_subject);
             c->peer_subject = subj ? strdup(subj) : NULL;
             OPENSSL_free(subj);
+            keep_peer_der(c, peer);
             X509_free(peer);
         }
         if (!c->ready_reported) {
@@ -330,6 +354,15 @@ static void handshake(amp_conn *c)
 const char *amp_conn_peer_subject(amp_conn *c)
 {
     return c->peer_subject;
+}
+
+int amp_conn_peer_certificate_der(amp_conn *c, const uint8_t **der, size_t *len)
+{
+    if (!c->peer_der)
+        return -1;
+    *der = c->peer_der;
+    *len = c->peer_der_len;
+    return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------ */

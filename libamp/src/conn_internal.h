@@ -37,6 +37,8 @@ struct amp_conn {
     char *hostname;
     int verify_host;
     char *peer_subject;
+    uint8_t *peer_der;  /* the verified peer certificate (DER), or NULL */
+    size_t peer_der_len;
     int closing_after_handshake;
     int ready_reported;
 

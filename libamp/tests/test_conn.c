@@ -267,3 +267,18 @@ Test(conn, foreign_loop_client)
     waitpid(pid, NULL, 0);
     world_free(&w);
 }
+
+Test(conn, no_peer_certificate_without_tls)
+{
+    struct world w;
+    world_init(&w);
+    struct client cl;
+    connect_client(&cl, &w, "tcp:127.0.0.1:%d");
+    const uint8_t *der = (const uint8_t *)"unchanged";
+    size_t len = 12345;
+    cr_assert_eq(amp_conn_peer_certificate_der(cl.c, &der, &len), -1);
+    cr_assert_str_eq((const char *)der, "unchanged"); /* outputs untouched */
+    cr_assert_eq(len, 12345);
+    amp_conn_abort(cl.c);
+    world_free(&w);
+}

@@ -119,6 +119,14 @@ AMP_API amp_err amp_conn_serve_start_tls(amp_conn *c, const amp_tls_config *tls)
 AMP_API int amp_conn_is_tls(const amp_conn *c);
 /* The peer certificate's subject ("/CN=..."), or NULL. Valid while c is. */
 AMP_API const char *amp_conn_peer_subject(amp_conn *c);
+/* The peer's certificate as the TLS handshake received and verified it,
+ * DER-encoded: 0 with *der and *len set, or -1 when there is none (no TLS,
+ * no certificate, or verification did not succeed). The bytes belong to
+ * the connection and stay valid until it is freed (after its `closed`
+ * callback); parse them (d2i_X509) to read names: the one-line subject of
+ * amp_conn_peer_subject() is for logs, not for identity (a field may
+ * contain "/CN="). */
+AMP_API int amp_conn_peer_certificate_der(amp_conn *c, const uint8_t **der, size_t *len);
 
 /* Descriptor passing over UNIX sockets, as Twisted does it: the descriptor
  * (duplicated; the caller keeps its own) rides with the next byte written,
