@@ -198,6 +198,7 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
         scfg.limits = cfg->limits;
         scfg.output_high_water = cfg->output_high_water;
         scfg.output_hard_cap = cfg->output_hard_cap;
+        scfg.usage = cfg->usage;
     }
     scfg.events = &session_events;
     scfg.user_data = c;

@@ -7,6 +7,9 @@
 
 #include "amp/box.h"
 
+/* A box buffer up to this size is kept for the next split box. */
+#define KEEP_BUF 65536
+
 enum phase { PH_KEYLEN, PH_KEY_VALLEN, PH_VALUE };
 
 /* Offsets of one pair relative to the start of its box. */
@@ -243,6 +246,11 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
     if (d->buf_emitted) {
         d->buf_emitted = 0;
         d->buf_len = 0;
+        if (d->buf_cap > KEEP_BUF) { /* one large box must not pin its memory */
+            free(d->buf);
+            d->buf = NULL;
+            d->buf_cap = 0;
+        }
     }
     size_t need = 0;
     amp_err r;
@@ -332,4 +340,9 @@ uint64_t amp_decoder_error_offset(const amp_decoder *d)
 uint64_t amp_decoder_offset(const amp_decoder *d)
 {
     return d ? d->total : 0;
+}
+
+size_t amp_decoder_pending(const amp_decoder *d)
+{
+    return d && !d->fail && !d->buf_emitted ? d->buf_len : 0;
 }

@@ -38,6 +38,7 @@ struct amp_session {
     size_t nrequests;
 
     uint64_t late_answers;
+    size_t acct_out, acct_in; /* this session's share of cfg.usage */
     int closed;
     int depth;          /* nesting of public entry points that run callbacks */
     int free_pending;
@@ -115,6 +116,30 @@ static void really_free(amp_session *s)
     free(s);
 }
 
+/* Keep this session's share of the shared accounting equal to what it
+ * holds now. Called after every change of the output, the held-back output
+ * or the decoder's partial box. */
+static void account(amp_session *s)
+{
+    amp_usage *u = s->cfg.usage;
+    if (!u)
+        return;
+    size_t out = 0, in = 0;
+    if (!s->free_pending) {
+        out = s->out.len - s->out_head + s->held.len;
+        in = amp_session_input_pending(s);
+    }
+    u->output_bytes = u->output_bytes - s->acct_out + out;
+    u->input_bytes = u->input_bytes - s->acct_in + in;
+    s->acct_out = out;
+    s->acct_in = in;
+}
+
+size_t amp_session_input_pending(const amp_session *s)
+{
+    return s && !s->closed ? amp_decoder_pending(s->dec) : 0;
+}
+
 /* Entry points that may run callbacks bracket them with enter()/leave(). */
 static void enter(amp_session *s)
 {
@@ -134,6 +159,7 @@ void amp_session_free(amp_session *s)
     enter(s);
     amp_session_close(s, AMP_E_CLOSED);
     s->free_pending = 1;
+    account(s); /* gone for its owner: nothing is counted from here on */
     leave(s);
 }
 
@@ -188,6 +214,7 @@ static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const 
     for (size_t i = 0; i < na; i++)
         amp_encode_pair(b, args[i].key, args[i].key_len, args[i].value, args[i].value_len);
     amp_encode_end(b);
+    account(s);
     if (b == &s->out) {
         s->out_total += size;
         check_high_water(s);
@@ -211,6 +238,7 @@ void amp_session_consume(amp_session *s, size_t n)
     s->out_head += n;
     if (s->out_head == s->out.len)
         s->out.len = s->out_head = 0;
+    account(s);
     if (s->over_high_water)
         check_high_water(s);
 }
@@ -240,6 +268,7 @@ void amp_session_close(amp_session *s, int reason)
     s->closed = 1;
     s->tls_pending = 0;
     amp_buf_free(&s->held);
+    account(s);
     /* no call can be added from here on, so the slab does not move */
     amp_result r = {reason, NULL, NULL, NULL};
     uint32_t cursor = 0;
@@ -504,12 +533,14 @@ static void release_held(amp_session *s)
     if (s->held.len) {
         size_t n = s->held.len;
         size_t before = s->out.len - s->out_head;
-        if (amp_buf_append(&s->out, s->held.data, n) == AMP_OK) {
+        int moved = amp_buf_append(&s->out, s->held.data, n) == AMP_OK;
+        s->held.len = 0;
+        account(s);
+        if (moved) {
             s->out_total += n;
             check_high_water(s);
             output_grew(s, before);
         }
-        s->held.len = 0;
     }
 }
 
@@ -552,6 +583,7 @@ amp_err amp_session_feed(amp_session *s, const uint8_t *p, size_t n)
     while (!s->closed) {
         amp_box box;
         amp_err r = amp_decoder_next(s->dec, &box);
+        account(s);
         if (r == AMP_AGAIN)
             break;
         if (r != AMP_OK) {

@@ -661,3 +661,139 @@ Test(session, api_misuse)
     amp_session_free(a.s);
     amp_session_free(NULL);
 }
+
+/* ---- shared accounting of buffered bytes ---------------------------------- */
+
+static void peer_init_usage(struct peer *p, amp_usage *u)
+{
+    memset(p, 0, sizeof *p);
+    amp_session_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.events = &events;
+    cfg.user_data = p;
+    cfg.usage = u;
+    cr_assert_eq(amp_session_new(&p->s, &cfg), AMP_OK);
+}
+
+static size_t out_len(const struct peer *p)
+{
+    const uint8_t *d;
+    size_t n;
+    amp_session_output(p->s, &d, &n);
+    return n;
+}
+
+Test(session, usage_is_the_sum_over_live_sessions)
+{
+    amp_usage u = {0, 0};
+    struct peer a, b, c;
+    peer_init_usage(&a, &u);
+    peer_init_usage(&b, &u);
+    peer_init_usage(&c, &u);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    amp_session_serve_str(b.s, "StartTLS", starttls_responder, NULL);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(u.output_bytes, 0);
+    cr_assert_eq(u.input_bytes, 0);
+
+    /* output: queued calls count until consumed */
+    call_sum(&a, 1, 2, &res, NULL);
+    call_sum(&c, 3, 4, &res, NULL);
+    cr_assert_eq(u.output_bytes, out_len(&a) + out_len(&c));
+    size_t one_call = out_len(&a);
+
+    /* a partial box counts as input, byte for byte, until it completes */
+    const uint8_t *p;
+    size_t n;
+    amp_session_output(a.s, &p, &n);
+    uint8_t *call = malloc(n);
+    memcpy(call, p, n);
+    amp_session_consume(a.s, n);
+    cr_assert_eq(u.output_bytes, out_len(&c));
+    amp_session_feed(b.s, call, 5);
+    cr_assert_eq(amp_session_input_pending(b.s), 5);
+    cr_assert_eq(u.input_bytes, 5);
+    amp_session_feed(b.s, call + 5, n - 5 - 1);
+    cr_assert_eq(amp_session_input_pending(b.s), n - 1);
+    cr_assert_eq(u.input_bytes, n - 1);
+    amp_session_feed(b.s, call + n - 1, 1); /* completes: answered */
+    cr_assert_eq(amp_session_input_pending(b.s), 0);
+    cr_assert_eq(u.input_bytes, 0);
+    cr_assert_eq(u.output_bytes, out_len(&b) + out_len(&c));
+    pump(&b, &a, 0);
+    cr_assert_eq(res.total[1], 3);
+    cr_assert_eq(u.output_bytes, out_len(&c));
+
+    /* StartTLS: calls held back count too, and moving them to the output
+     * changes nothing */
+    cr_assert_eq(amp_session_start_tls(a.s, collect, &res), AMP_OK);
+    size_t starttls_call = out_len(&a);
+    call_sum(&a, 5, 6, &res, NULL);
+    call_sum(&a, 7, 8, &res, NULL);
+    cr_assert_eq(out_len(&a), starttls_call, "held back");
+    cr_assert_eq(u.output_bytes, starttls_call + 2 * one_call + out_len(&c));
+    pump(&a, &b, 0);
+    cr_assert_eq(u.output_bytes, 2 * one_call + out_len(&b) + out_len(&c));
+    pump(&b, &a, 0);
+    cr_assert_eq(a.start_tls, 1);
+    cr_assert_eq(out_len(&a), 2 * one_call, "released");
+    cr_assert_eq(u.output_bytes, 2 * one_call + out_len(&c));
+
+    /* held output goes away when the session closes before the answer */
+    cr_assert_eq(amp_session_start_tls(c.s, collect, &res), AMP_OK);
+    size_t c_out = out_len(&c);
+    call_sum(&c, 1, 1, &res, NULL);
+    cr_assert_eq(u.output_bytes, out_len(&a) + c_out + one_call);
+    /* and a partial input box goes away at close; queued output stays
+     * counted until it is written or the session freed */
+    amp_session_feed(c.s, call, 7);
+    cr_assert_eq(u.input_bytes, 7);
+    amp_session_close(c.s, AMP_E_CLOSED);
+    cr_assert_eq(amp_session_input_pending(c.s), 0);
+    cr_assert_eq(u.input_bytes, 0);
+    cr_assert_eq(u.output_bytes, out_len(&a) + c_out);
+    amp_session_free(c.s);
+    cr_assert_eq(u.output_bytes, out_len(&a));
+
+    /* freeing with output and a partial box pending removes both */
+    amp_session_feed(b.s, call, 9);
+    cr_assert_eq(u.input_bytes, 9);
+    amp_session_free(a.s);
+    cr_assert_eq(u.output_bytes, 0);
+    amp_session_free(b.s);
+    cr_assert_eq(u.input_bytes, 0);
+    cr_assert_eq(u.output_bytes, 0);
+    free(call);
+}
+
+static void free_self(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    amp_session_free(s);
+}
+
+Test(session, usage_drops_at_a_free_deferred_inside_a_callback)
+{
+    amp_usage u = {0, 0};
+    struct peer a, b;
+    peer_init_usage(&a, &u);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Sum", sum_responder, NULL);
+    amp_session_call_str(a.s, "Sum", NULL, 0, NULL, free_self, NULL, NULL);
+    pump(&a, &b, 0);
+    static struct results res;
+    call_sum(&a, 1, 1, &res, NULL); /* output still queued */
+    const uint8_t *p;
+    size_t n;
+    amp_session_output(b.s, &p, &n);
+    uint8_t *two = malloc(2 * n);
+    memcpy(two, p, n);
+    memcpy(two + n, p, n - 3); /* the error answer, then part of a box */
+    amp_session_consume(b.s, n);
+    cr_assert(u.output_bytes > 0);
+    amp_session_feed(a.s, two, 2 * n - 3); /* the callback frees a */
+    cr_assert_eq(u.output_bytes, 0);
+    cr_assert_eq(u.input_bytes, 0);
+    free(two);
+    amp_session_free(b.s);
+}

@@ -93,6 +93,10 @@ AMP_API amp_err amp_decoder_set_limits(amp_decoder *d, const amp_limits *limits)
 AMP_API uint64_t amp_decoder_error_offset(const amp_decoder *d);
 /* Bytes fed into the decoder so far. */
 AMP_API uint64_t amp_decoder_offset(const amp_decoder *d);
+/* Bytes of an incomplete box copied into the decoder and held there until
+ * the box completes (0 when none; at most max_box_bytes). The memory behind
+ * a completed box larger than 64 KiB is released when the next box starts. */
+AMP_API size_t amp_decoder_pending(const amp_decoder *d);
 
 /* ---- Lookup -----------------------------------------------------------
  * The last pair with that key (duplicate keys: last one wins, as in

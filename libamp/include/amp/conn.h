@@ -53,6 +53,8 @@ typedef struct amp_conn_config {
                                  the handshake, then closed; 0: 10 */
     amp_conn_callbacks callbacks;
     void *user_data;
+    amp_usage *usage;         /* shared accounting of the session's buffers
+                                 (see amp_session_config); NULL: none */
 } amp_conn_config;
 
 /* Connect to a client endpoint string (see endpoint.h). AMP_OK means the

@@ -69,12 +69,24 @@ typedef struct amp_session_events {
     void (*output_ready)(amp_session *s, void *user_data);
 } amp_session_events;
 
+/* Bytes held by sessions that share one accounting (one thread): each
+ * session adds the unsent output and the partial input box it holds and
+ * removes them when they are released, closed or freed. */
+typedef struct amp_usage { size_t output_bytes; size_t input_bytes; } amp_usage;
+
 typedef struct amp_session_config {
     amp_limits limits;          /* decoder caps (zeroes: defaults) */
     size_t output_high_water;   /* 0: 1 MiB */
     size_t output_hard_cap;     /* 0: 64 MiB; calls and answers beyond fail */
     const amp_session_events *events; /* may be NULL */
     void *user_data;            /* passed to the events */
+    /* NULL: not accounted. Otherwise the session keeps its share of these
+     * totals current: output_bytes counts its unsent output plus output held
+     * back during StartTLS (until consumed, or the session is freed; held
+     * output also until closed), input_bytes the incomplete box its decoder
+     * holds (amp_session_input_pending(); until the box completes, or the
+     * session is closed or freed). The amp_usage must outlive the session. */
+    amp_usage *usage;
 } amp_session_config;
 
 /* `cfg` may be NULL for defaults. */
@@ -162,6 +174,9 @@ AMP_API amp_err amp_session_feed(amp_session *s, const uint8_t *p, size_t n);
 AMP_API void amp_session_output(const amp_session *s, const uint8_t **p, size_t *n);
 /* `n` bytes of the output were written. */
 AMP_API void amp_session_consume(amp_session *s, size_t n);
+/* Bytes of an incomplete input box the decoder holds (0 when none, and
+ * once the session is closed). */
+AMP_API size_t amp_session_input_pending(const amp_session *s);
 /* Total bytes ever queued for output: lets a transport mark a position,
  * for example where TLS must start. */
 AMP_API uint64_t amp_session_output_total(const amp_session *s);
