@@ -308,15 +308,19 @@ static int serve(const char *endpoint, int argc, char **argv)
         serve_tls.private_key = opt(argc, argv, "--key");
         serve_tls_on = 1;
     }
+    /* ReadFd takes passed descriptors: opt in, with room for a few at once */
+    amp_conn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_fds = 16;
     amp_listener *l, *u = NULL;
-    if (amp_listen(loop, endpoint, NULL, on_accept, NULL, &l, err, sizeof err)) {
+    if (amp_listen(loop, endpoint, &cfg, on_accept, NULL, &l, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     if (opt(argc, argv, "--unix")) {
         char ep[300];
         snprintf(ep, sizeof ep, "unix:%s", opt(argc, argv, "--unix"));
-        if (amp_listen(loop, ep, NULL, on_accept, NULL, &u, err, sizeof err)) {
+        if (amp_listen(loop, ep, &cfg, on_accept, NULL, &u, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }

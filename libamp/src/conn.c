@@ -28,6 +28,7 @@
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void box_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void handle_read(amp_conn *c);
 static void flush(amp_conn *c);
 static void finish(amp_conn *c, int reason);
@@ -41,12 +42,11 @@ static void enter(amp_conn *c)
 
 static void really_free(amp_conn *c)
 {
-    for (size_t i = 0; i < c->nrecv_fds; i++)
-        if (c->recv_fds[i] >= 0)
-            close(c->recv_fds[i]);
+    for (size_t i = 0; i < c->nheld_fds; i++)
+        close(c->held_fds[i].fd);
     for (size_t i = 0; i < c->nsend_fds; i++)
         close(c->send_fds[i]);
-    free(c->recv_fds);
+    free(c->held_fds);
     free(c->send_fds);
     free(c->peer_subject);
     free(c->peer_der);
@@ -96,6 +96,7 @@ static void finish(amp_conn *c, int reason)
     ev_prepare_stop(c->loop, &c->prep);
     ev_timer_stop(c->loop, &c->timer);
     ev_timer_stop(c->loop, &c->connect_timer);
+    ev_timer_stop(c->loop, &c->box_timer);
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -191,6 +192,9 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
         c->user_data = cfg->user_data;
         if (cfg->handshake_timeout > 0)
             c->handshake_timeout = cfg->handshake_timeout;
+        if (cfg->box_timeout > 0)
+            c->box_timeout = cfg->box_timeout;
+        c->max_fds = cfg->max_fds;
     }
     amp_session_config scfg;
     memset(&scfg, 0, sizeof scfg);
@@ -213,6 +217,8 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
     c->prep.data = c;
     ev_init(&c->timer, conn_timer_cb);
     c->timer.data = c;
+    ev_init(&c->box_timer, box_timer_cb);
+    c->box_timer.data = c;
     return c;
 }
 
@@ -368,25 +374,45 @@ int amp_conn_peer_certificate_der(amp_conn *c, const uint8_t **der, size_t *len)
 
 /* ---- reading ------------------------------------------------------------------ */
 
+/* Keep one received descriptor if the connection opted in and has room;
+ * else close it now. Its ordinal counts either way (Twisted numbers every
+ * descriptor received), so later ones keep the sender's numbering. */
+static void keep_fd(amp_conn *c, int fd)
+{
+    int64_t ordinal = c->recv_fd_count++;
+    if (c->nheld_fds >= c->max_fds) {
+        close(fd);
+        c->fds_refused++;
+        return;
+    }
+    if (c->nheld_fds == c->held_cap) {
+        size_t cap = c->held_cap ? c->held_cap * 2 : 4;
+        if (cap > c->max_fds)
+            cap = c->max_fds;
+        struct held_fd *p = realloc(c->held_fds, cap * sizeof *p);
+        if (!p) {
+            close(fd);
+            c->fds_refused++;
+            return;
+        }
+        c->held_fds = p;
+        c->held_cap = cap;
+    }
+    c->held_fds[c->nheld_fds].ordinal = ordinal;
+    c->held_fds[c->nheld_fds].fd = fd;
+    c->nheld_fds++;
+}
+
 static void keep_fds(amp_conn *c, struct msghdr *msg)
 {
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
         size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        int *fds = (int *)CMSG_DATA(cm);
         for (size_t i = 0; i < n; i++) {
-            if (c->nrecv_fds == c->recv_cap) {
-                size_t cap = c->recv_cap ? c->recv_cap * 2 : 8;
-                int *p = realloc(c->recv_fds, cap * sizeof *p);
-                if (!p) {
-                    close(fds[i]);
-                    continue;
-                }
-                c->recv_fds = p;
-                c->recv_cap = cap;
-            }
-            c->recv_fds[c->nrecv_fds++] = fds[i];
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof fd, sizeof fd);
+            keep_fd(c, fd);
         }
     }
 }
@@ -441,6 +467,37 @@ static ssize_t read_some(amp_conn *c, uint8_t *buf, size_t n)
     return -2;
 }
 
+/* A box that has started arriving must be complete within box_timeout of
+ * its first byte. The clock belongs to the box, not to the bytes: a peer
+ * trickling one byte at a time (slowloris) does not extend it, and the
+ * memory the partial box pins is released when it fires. */
+static void watch_partial_box(amp_conn *c)
+{
+    if (c->box_timeout <= 0 || c->state == CONN_CLOSED)
+        return;
+    size_t pending = amp_session_input_pending(c->s);
+    if (!pending) {
+        ev_timer_stop(c->loop, &c->box_timer);
+        return;
+    }
+    uint64_t start = c->bytes_in - pending; /* the partial box's first byte */
+    if (ev_is_active(&c->box_timer) && start == c->box_start)
+        return; /* the same box: its clock keeps running */
+    c->box_start = start;
+    ev_timer_stop(c->loop, &c->box_timer);
+    ev_timer_set(&c->box_timer, c->box_timeout, 0);
+    ev_timer_start(c->loop, &c->box_timer);
+}
+
+static void box_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    amp_conn *c = w->data;
+    enter(c);
+    set_error(c, "%s", "incomplete box timed out");
+    finish(c, AMP_E_TIMEOUT);
+    leave(c);
+}
+
 static void handle_read(amp_conn *c)
 {
     static __thread uint8_t buf[READ_CHUNK];
@@ -463,6 +520,7 @@ static void handle_read(amp_conn *c)
         }
         c->bytes_in += (size_t)n;
         amp_session_feed(c->s, buf, (size_t)n);
+        watch_partial_box(c);
         if (c->tls_mark) /* the rest of the stream is TLS: stop reading plaintext */
             break;
         if ((size_t)n < sizeof buf && !(c->ssl && SSL_pending(c->ssl)))
@@ -817,11 +875,21 @@ amp_err amp_conn_send_fd(amp_conn *c, int fd, int64_t *ordinal)
 
 int amp_conn_take_fd(amp_conn *c, int64_t ordinal)
 {
-    if (!c || ordinal < 0 || (uint64_t)ordinal >= c->nrecv_fds)
+    if (!c || ordinal < 0)
         return -1;
-    int fd = c->recv_fds[ordinal];
-    c->recv_fds[ordinal] = -1;
-    return fd;
+    for (size_t i = 0; i < c->nheld_fds; i++) {
+        if (c->held_fds[i].ordinal != ordinal)
+            continue;
+        int fd = c->held_fds[i].fd;
+        c->held_fds[i] = c->held_fds[--c->nheld_fds]; /* order does not matter */
+        return fd;
+    }
+    return -1;
+}
+
+uint64_t amp_conn_fds_refused(const amp_conn *c)
+{
+    return c ? c->fds_refused : 0;
 }
 
 /* ---- connecting -------------------------------------------------------------------- */

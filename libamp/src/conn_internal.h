@@ -46,8 +46,17 @@ struct amp_conn {
     int *send_fds;
     size_t nsend_fds;
     int64_t sent_fd_count;
-    int *recv_fds;
-    size_t nrecv_fds, recv_cap;
+    struct held_fd {
+        int64_t ordinal;
+        int fd;
+    } *held_fds;          /* received, not yet taken: at most max_fds */
+    size_t nheld_fds, held_cap, max_fds;
+    int64_t recv_fd_count; /* ordinal of the next descriptor received */
+    uint64_t fds_refused;
+
+    double box_timeout;   /* 0: none */
+    ev_timer box_timer;   /* runs while a box is partly received */
+    uint64_t box_start;   /* stream offset of that box's first byte */
 
     uint64_t bytes_in, bytes_out;
     double handshake_timeout;

@@ -280,5 +280,6 @@ Test(conn, no_peer_certificate_without_tls)
     cr_assert_str_eq((const char *)der, "unchanged"); /* outputs untouched */
     cr_assert_eq(len, 12345);
     amp_conn_abort(cl.c);
+    spin(&w, &w.server_closed, 1); /* the accepted side is freed too */
     world_free(&w);
 }

@@ -55,6 +55,16 @@ typedef struct amp_conn_config {
     void *user_data;
     amp_usage *usage;         /* shared accounting of the session's buffers
                                  (see amp_session_config); NULL: none */
+    double box_timeout; /* seconds within which a box that has started
+                           arriving must be complete, measured from its
+                           first byte (more bytes do not extend it); else
+                           the connection closes with AMP_E_TIMEOUT and the
+                           error text "incomplete box timed out"; 0: no limit */
+    size_t max_fds;     /* descriptors (SCM_RIGHTS, UNIX sockets) this
+                           connection keeps until amp_conn_take_fd() takes
+                           them; 0 (default): none, every descriptor received
+                           is closed at once. Beyond the cap, closed at once.
+                           Each refused one counts in amp_conn_fds_refused() */
 } amp_conn_config;
 
 /* Connect to a client endpoint string (see endpoint.h). AMP_OK means the
@@ -135,8 +145,15 @@ AMP_API int amp_conn_peer_certificate_der(amp_conn *c, const uint8_t **der, size
  * and *ordinal is the value to put in the Descriptor argument. */
 AMP_API amp_err amp_conn_send_fd(amp_conn *c, int fd, int64_t *ordinal);
 /* The received descriptor with that ordinal, now owned by the caller, or
- * -1. Descriptors never taken are closed with the connection. */
+ * -1 (never received, already taken, or refused). Only connections that
+ * opted in with amp_conn_config.max_fds keep descriptors: at most max_fds
+ * of them at a time; the rest are closed as they arrive (a peer could
+ * otherwise fill the process's descriptor table), and their ordinals still
+ * count, so later ordinals match the sender's. Descriptors never taken are
+ * closed with the connection. */
 AMP_API int amp_conn_take_fd(amp_conn *c, int64_t ordinal);
+/* Descriptors closed on arrival: no opt-in, or max_fds already held. */
+AMP_API uint64_t amp_conn_fds_refused(const amp_conn *c);
 
 /* AMP bytes received and sent so far (after TLS decryption). */
 AMP_API uint64_t amp_conn_bytes_in(const amp_conn *c);
