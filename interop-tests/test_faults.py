@@ -281,3 +281,43 @@ def test_second_tls_stack_gnutls(pki, tmp_path):
         assert still_serves("ssl:host=localhost:port=%d:caCerts=%s" % (b.port, pki / "ca.pem"))
     finally:
         b.stop()
+
+
+def test_session_closed_by_its_own_output_cap_disconnects_the_peer(tmp_path):
+    """A peer that registers a command, then sends calls whose answers it
+    never reads: the answer that does not fit under output_hard_cap closes its
+    session, and the broker must then really close the connection (not keep a
+    zombie whose registrations stay and whose calls fail)."""
+    b = broker(config="[broker]\noutput_hard_cap = 262144\n", tmp_path=tmp_path)
+    p = provider("c", b.endpoint)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", b.port))
+        s.settimeout(10)
+        s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Register"),
+                           (b"command", b"Zombie")]))
+        from test_broker import read_box
+        pairs, _ = read_box(s, b"")
+        assert pairs == [(b"_answer", b"1")]
+        assert b"Zombie" in cli(b.endpoint, "amp.Commands").stdout
+        big = b"x" * 60000
+        try:
+            for i in range(2, 202):  # 12 MB of answers, far over the cap
+                s.sendall(raw_box([(b"_ask", b"%x" % i), (b"_command", b"EchoString"),
+                                   (b"value", big)]))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while we were still sending: what we want
+        deadline = time.time() + 10
+        while time.time() < deadline and stats(b.endpoint)["connections"] > 2:
+            time.sleep(0.1)
+        assert stats(b.endpoint)["connections"] == 2  # the provider and this call
+        assert b"Zombie" not in cli(b.endpoint, "amp.Commands").stdout
+        r = cli(b.endpoint, "Zombie", check=False)
+        assert r.returncode != 0 and b"UNHANDLED" in r.stderr, r.stderr
+        assert closed_soon(s)
+        s.close()
+        assert b"session closed" in b.stop().encode()  # the reason is logged
+    finally:
+        p.stop()
+        b.stop()

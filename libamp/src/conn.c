@@ -172,8 +172,32 @@ static void ev_output_ready(amp_session *s, void *ud)
         ev_prepare_start(c->loop, &c->prep);
 }
 
+/* The session closed itself: the connection ends with its reason. An answer
+ * over the hard cap means the peer does not read: drop the output and close
+ * at once (after our callbacks, or from the prepare watcher), since waiting
+ * for a flush would keep the connection forever. */
+static void ev_closed(amp_session *s, int reason, void *ud)
+{
+    amp_conn *c = ud;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (reason != AMP_E_CLOSED) { /* AMP_E_CLOSED: a fatal error, already closing */
+        set_error(c, "session closed: %s", amp_strerror(reason));
+        if (!c->finish_reason)
+            c->finish_reason = reason;
+    }
+    if (reason == AMP_E_BACKPRESSURE) {
+        c->finish_pending = 1;
+        ev_io_stop(c->loop, &c->rio);
+        ev_prepare_start(c->loop, &c->prep);
+        return;
+    }
+    begin_closing(c);
+}
+
 static const amp_session_events session_events = {
     ev_protocol_error, ev_backpressure, ev_close_after_flush, ev_start_tls, ev_output_ready,
+    ev_closed,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
@@ -519,8 +543,16 @@ static void handle_read(amp_conn *c)
             return;
         }
         c->bytes_in += (size_t)n;
-        amp_session_feed(c->s, buf, (size_t)n);
+        amp_err fed = amp_session_feed(c->s, buf, (size_t)n);
         watch_partial_box(c);
+        if (fed != AMP_OK) {
+            /* the session is closed: its event began closing, else do it here */
+            if (c->state == CONN_OPEN && !c->finish_pending) {
+                set_error(c, "%s", "session closed");
+                begin_closing(c);
+            }
+            break;
+        }
         if (c->tls_mark) /* the rest of the stream is TLS: stop reading plaintext */
             break;
         if ((size_t)n < sizeof buf && !(c->ssl && SSL_pending(c->ssl)))

@@ -285,12 +285,34 @@ int amp_session_is_closed(const amp_session *s)
     return s->closed;
 }
 
+/* Tell the owner that the session closed itself (not when the owner has
+ * already let go of it). */
+static void report_closed(amp_session *s, int reason)
+{
+    if (!s->free_pending && EV(s)->closed)
+        EV(s)->closed(s, reason, s->cfg.user_data);
+}
+
+/* The session ends for its own reasons: complete every call, then report. */
+static void self_close(amp_session *s, int reason)
+{
+    if (s->closed)
+        return;
+    enter(s);
+    amp_session_close(s, AMP_E_CLOSED);
+    report_closed(s, reason);
+    leave(s);
+}
+
 static void protocol_error(amp_session *s, int err)
 {
     uint64_t off = amp_decoder_error_offset(s->dec);
+    enter(s);
     amp_session_close(s, AMP_E_CLOSED);
     if (EV(s)->protocol_error)
         EV(s)->protocol_error(s, err, off, s->cfg.user_data);
+    report_closed(s, err);
+    leave(s);
 }
 
 /* ---- serving ----------------------------------------------------------- */
@@ -346,9 +368,12 @@ static amp_pair request_tag_pair(const amp_request *req, const char *key)
 
 static void fatal_close(amp_session *s)
 {
+    enter(s);
     if (EV(s)->close_after_flush)
         EV(s)->close_after_flush(s, s->cfg.user_data);
     amp_session_close(s, AMP_E_CLOSED);
+    report_closed(s, AMP_E_CLOSED);
+    leave(s);
 }
 
 static amp_err send_error_bytes(amp_session *s, const uint8_t *tag, size_t tag_len,
@@ -395,11 +420,9 @@ amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n)
         amp_pair head = request_tag_pair(req, "_answer");
         if (r == AMP_OK)
             r = write_box(s, &head, 1, pairs, n);
-        if (r == AMP_E_BACKPRESSURE) {
+        if (r == AMP_E_BACKPRESSURE) { /* the peer does not read what it asked for */
             request_free(req);
-            enter(s);
-            amp_session_close(s, AMP_E_CLOSED);
-            leave(s);
+            self_close(s, AMP_E_BACKPRESSURE);
             return r;
         }
         if (r != AMP_OK) /* what Twisted sends when a responder's answer is bad */
@@ -432,11 +455,10 @@ amp_err amp_request_error_bytes(amp_request *req, const uint8_t *code, size_t co
         r = send_error_bytes(s, req->tag, req->tag_len, code, code_len,
                              description ? description : (const uint8_t *)"", description_len);
     request_free(req);
-    if (s && !s->closed && (fatal || r == AMP_E_BACKPRESSURE)) {
-        enter(s);
+    if (s && !s->closed && r == AMP_E_BACKPRESSURE)
+        self_close(s, AMP_E_BACKPRESSURE);
+    else if (s && !s->closed && fatal)
         fatal_close(s);
-        leave(s);
-    }
     return r;
 }
 
@@ -471,8 +493,8 @@ static void dispatch_call(amp_session *s, const amp_box *box, const amp_message 
         amp_err r = send_error(s, m->tag->value, m->tag->value_len, "UNHANDLED", desc.data,
                                desc.len);
         amp_buf_free(&desc);
-        if (r == AMP_E_BACKPRESSURE)
-            amp_session_close(s, AMP_E_CLOSED);
+        if (r != AMP_OK)
+            self_close(s, r);
         return;
     }
     amp_request *req = calloc(1, sizeof *req);
@@ -536,11 +558,13 @@ static void release_held(amp_session *s)
         int moved = amp_buf_append(&s->out, s->held.data, n) == AMP_OK;
         s->held.len = 0;
         account(s);
-        if (moved) {
-            s->out_total += n;
-            check_high_water(s);
-            output_grew(s, before);
+        if (!moved) { /* dropping calls silently would break the one-completion rule */
+            self_close(s, AMP_E_NOMEM);
+            return;
         }
+        s->out_total += n;
+        check_high_water(s);
+        output_grew(s, before);
     }
 }
 
@@ -566,7 +590,13 @@ static void dispatch_result(amp_session *s, const amp_box *box, const amp_messag
     if (c->starttls) {
         if (r.status == AMP_OK && EV(s)->start_tls)
             EV(s)->start_tls(s, s->cfg.user_data);
-        release_held(s);
+        if (!s->closed)
+            release_held(s);
+        /* calls made from the event may have moved the table; closing
+         * completed this call too */
+        c = s->closed ? NULL : amp_calltable_find(&s->calls, id);
+        if (!c || c->dead)
+            return;
     }
     complete(s, c, &r);
 }
@@ -713,7 +743,7 @@ static void kill_call(amp_session *s, struct amp_call *c, int status)
         cb(s, id, &r, ud);
     /* whether the peer is now speaking TLS is unknown: the connection is over */
     if (starttls)
-        amp_session_close(s, AMP_E_CLOSED);
+        self_close(s, status);
 }
 
 amp_err amp_session_cancel(amp_session *s, uint64_t call_id)

@@ -14,6 +14,8 @@ struct peer {
     int backpressure_on, backpressure_off;
     int start_tls;
     uint64_t out_at_start_tls;
+    int closed_events, closed_reason;
+    int events_before_closed; /* protocol_error + close_after_flush seen by then */
 };
 
 static void ev_protocol_error(amp_session *s, int err, uint64_t off, void *ud)
@@ -47,8 +49,18 @@ static void ev_start_tls(amp_session *s, void *ud)
     p->out_at_start_tls = n; /* nothing held back may be visible yet */
 }
 
+static void ev_closed(amp_session *s, int reason, void *ud)
+{
+    struct peer *p = ud;
+    cr_assert(amp_session_is_closed(s));
+    cr_assert_eq(amp_session_outstanding(s), 0, "calls complete before the event");
+    p->closed_events++;
+    p->closed_reason = reason;
+    p->events_before_closed = p->protocol_errors + p->close_after_flush;
+}
+
 static const amp_session_events events = {ev_protocol_error, ev_backpressure,
-                                          ev_close_after_flush, ev_start_tls, NULL};
+                                          ev_close_after_flush, ev_start_tls, NULL, ev_closed};
 
 static void peer_init(struct peer *p, size_t hard_cap)
 {
@@ -796,4 +808,127 @@ Test(session, usage_drops_at_a_free_deferred_inside_a_callback)
     cr_assert_eq(u.input_bytes, 0);
     free(two);
     amp_session_free(b.s);
+}
+
+/* ---- a session that closes itself tells its owner ------------------------- */
+
+static void big_answer(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    static uint8_t big[3000];
+    amp_pair p = {(const uint8_t *)"v", 1, big, sizeof big};
+    amp_err *last = ud;
+    *last = amp_request_answer(req, &p, 1);
+}
+
+static void big_error(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    static uint8_t big[3000];
+    memset(big, 'e', sizeof big);
+    amp_err *last = ud;
+    *last = amp_request_error_bytes(req, (const uint8_t *)"E", 1, big, sizeof big, 0);
+}
+
+/* The peer calls `command` again and again without reading, until b closes. */
+static int flood_until_closed(struct peer *a, struct peer *b, const char *command)
+{
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    int calls = 0;
+    while (!amp_session_is_closed(b->s) && calls < 1000) {
+        cr_assert_eq(amp_session_call_str(a->s, command, NULL, 0, NULL, NULL, NULL, NULL),
+                     AMP_OK);
+        pump(a, b, 0);
+        calls++;
+    }
+    return calls;
+}
+
+Test(session, answer_over_the_hard_cap_reports_closed)
+{
+    const char *responders[] = {"answer", "error"};
+    for (int i = 0; i < 2; i++) {
+        struct peer a, b;
+        peer_init(&a, 0);
+        peer_init(&b, 16384);
+        amp_err last = AMP_OK;
+        amp_session_serve_str(b.s, "Big", i ? big_error : big_answer, &last);
+        /* b has a call of its own outstanding: it completes before the event */
+        static struct results res;
+        memset(&res, 0, sizeof res);
+        call_sum(&b, 1, 1, &res, NULL);
+        int calls = flood_until_closed(&a, &b, "Big");
+        cr_assert(calls > 2 && calls < 10, "%s: %d calls", responders[i], calls);
+        cr_assert_eq(last, AMP_E_BACKPRESSURE, "%s", responders[i]);
+        cr_assert_eq(b.closed_events, 1, "%s", responders[i]);
+        cr_assert_eq(b.closed_reason, AMP_E_BACKPRESSURE);
+        cr_assert_eq(b.close_after_flush, 0, "nothing worth flushing");
+        cr_assert_eq(res.count[1], 1);
+        cr_assert_eq(res.status[1], AMP_E_CLOSED);
+        amp_session_free(a.s);
+        amp_session_free(b.s);
+    }
+}
+
+Test(session, unhandled_over_the_hard_cap_reports_closed)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 4096);
+    int calls = flood_until_closed(&a, &b, "NobodyServesThisCommand");
+    cr_assert(calls > 10 && calls < 200, "%d calls", calls);
+    cr_assert_eq(b.closed_events, 1);
+    cr_assert_eq(b.closed_reason, AMP_E_BACKPRESSURE);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, protocol_and_fatal_errors_report_closed_after_their_own_event)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    amp_buf bad;
+    amp_buf_init(&bad);
+    amp_encode_pair_str(&bad, "_answer", "99");
+    amp_encode_end(&bad);
+    amp_session_feed(a.s, bad.data, bad.len);
+    cr_assert_eq(a.closed_events, 1);
+    cr_assert_eq(a.closed_reason, AMP_E_UNKNOWN_TAG);
+    cr_assert_eq(a.events_before_closed, 1, "protocol_error came first");
+    amp_session_free(a.s);
+    amp_buf_free(&bad);
+
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_session_serve_str(b.s, "Die", fatal_error, NULL);
+    amp_session_call_str(a.s, "Die", NULL, 0, NULL, NULL, NULL, NULL);
+    pump(&a, &b, 0);
+    cr_assert_eq(b.closed_events, 1);
+    cr_assert_eq(b.closed_reason, AMP_E_CLOSED);
+    cr_assert_eq(b.events_before_closed, 1, "close_after_flush came first");
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, starttls_cancelled_reports_closed_and_owner_close_does_not)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(amp_session_start_tls(a.s, collect, &res), AMP_OK);
+    uint64_t id;
+    cr_assert_eq(call_sum(&a, 1, 1, &res, &id), AMP_OK); /* held back */
+    /* the StartTLS call has no deadline: cancel it */
+    cr_assert_eq(amp_session_cancel(a.s, 1), AMP_OK);
+    cr_assert_eq(a.closed_events, 1);
+    cr_assert_eq(a.closed_reason, AMP_E_CANCELLED);
+    cr_assert_eq(res.status[1], AMP_E_CANCELLED);
+    cr_assert_eq(res.status[id], AMP_E_CLOSED);
+    amp_session_free(a.s);
+
+    peer_init(&a, 0);
+    call_sum(&a, 1, 1, &res, NULL);
+    amp_session_close(a.s, AMP_E_CLOSED);
+    amp_session_free(a.s);
+    cr_assert_eq(a.closed_events, 0, "the owner's own close is not reported");
 }

@@ -67,6 +67,21 @@ typedef struct amp_session_events {
     void (*start_tls)(amp_session *s, void *user_data);
     /* Output went from empty to non-empty: arrange for it to be written. */
     void (*output_ready)(amp_session *s, void *user_data);
+    /* The session closed itself (never when its owner called
+     * amp_session_close() or amp_session_free()); every outstanding call
+     * has completed with AMP_E_CLOSED. Fires after protocol_error or
+     * close_after_flush when those apply. `reason`:
+     *  - a protocol or limit error code (protocol_error came first);
+     *  - AMP_E_CLOSED: a fatal error was answered (close_after_flush came
+     *    first): flush the output, then close;
+     *  - AMP_E_BACKPRESSURE: an answer or error did not fit under the hard
+     *    cap, so the peer is not reading: close without flushing;
+     *  - AMP_E_TIMEOUT or AMP_E_CANCELLED: a StartTLS call ended before its
+     *    answer, so whether the peer now speaks TLS is unknown;
+     *  - AMP_E_NOMEM: output held back during StartTLS could not be queued.
+     * The connection must end: a closed session ignores input and refuses
+     * calls and answers. */
+    void (*closed)(amp_session *s, int reason, void *user_data);
 } amp_session_events;
 
 /* Bytes held by sessions that share one accounting (one thread): each
