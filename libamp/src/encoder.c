@@ -91,6 +91,13 @@ static amp_err box_size(const amp_pair *pairs, size_t n, size_t *size)
     return AMP_OK;
 }
 
+amp_err amp_box_measure(const amp_pair *pairs, size_t n, size_t *size)
+{
+    if ((!pairs && n) || !size)
+        return AMP_E_INVALID;
+    return box_size(pairs, n, size);
+}
+
 size_t amp_box_encoded_size(const amp_pair *pairs, size_t n)
 {
     size_t size = 0;

@@ -1,4 +1,5 @@
 /* The conversation layer: tags, outstanding calls, responders, errors. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,18 +186,21 @@ static void check_high_water(amp_session *s)
     }
 }
 
-/* Append one box: reserved pairs first, then the caller's. All or nothing. */
+/* Append one box: reserved pairs first, then the caller's. All or nothing:
+ * every pair is checked and the room reserved before a byte is written, so
+ * an error leaves the output (and the count of queued bytes, which marks
+ * where StartTLS begins) exactly as it was. */
 static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const amp_pair *args,
                          size_t na)
 {
     amp_buf *b = s->tls_pending ? &s->held : &s->out;
-    size_t size = amp_box_encoded_size(head, nh);
-    if (na) {
-        size_t more = amp_box_encoded_size(args, na);
-        if (!more)
-            return amp_encode_box(b, args, na); /* reports the encoder's error */
-        size += more - 2;
-    }
+    size_t hsize, asize = 2;
+    amp_err r = amp_box_measure(head, nh, &hsize);
+    if (r == AMP_OK && na)
+        r = amp_box_measure(args, na, &asize);
+    if (r != AMP_OK)
+        return r;
+    size_t size = hsize + asize - 2; /* one terminator */
     if (s->out.len - s->out_head + s->held.len + size > s->cfg.output_hard_cap)
         return AMP_E_BACKPRESSURE;
     /* compact consumed bytes before growing */
@@ -205,15 +209,22 @@ static amp_err write_box(amp_session *s, const amp_pair *head, size_t nh, const 
         s->out.len -= s->out_head;
         s->out_head = 0;
     }
-    amp_err r = amp_buf_reserve(b, size);
+    r = amp_buf_reserve(b, size);
     if (r != AMP_OK)
         return r;
-    size_t before = s->out.len - s->out_head;
-    for (size_t i = 0; i < nh; i++)
-        amp_encode_pair(b, head[i].key, head[i].key_len, head[i].value, head[i].value_len);
-    for (size_t i = 0; i < na; i++)
-        amp_encode_pair(b, args[i].key, args[i].key_len, args[i].value, args[i].value_len);
-    amp_encode_end(b);
+    size_t before = s->out.len - s->out_head, mark = b->len;
+    for (size_t i = 0; r == AMP_OK && i < nh; i++)
+        r = amp_encode_pair(b, head[i].key, head[i].key_len, head[i].value, head[i].value_len);
+    for (size_t i = 0; r == AMP_OK && i < na; i++)
+        r = amp_encode_pair(b, args[i].key, args[i].key_len, args[i].value, args[i].value_len);
+    if (r == AMP_OK)
+        r = amp_encode_end(b);
+    if (r == AMP_OK && b->len - mark != size)
+        r = AMP_E_INVALID; /* cannot happen: the pairs were measured */
+    if (r != AMP_OK) {
+        b->len = mark;
+        return r;
+    }
     account(s);
     if (b == &s->out) {
         s->out_total += size;
@@ -394,6 +405,66 @@ static amp_err send_error(amp_session *s, const uint8_t *tag, size_t tag_len, co
     return send_error_bytes(s, tag, tag_len, (const uint8_t *)code, strlen(code), desc, desc_len);
 }
 
+/* Append `p` cut to at most `max` bytes: whole when it fits, else a prefix
+ * (not splitting a UTF-8 sequence) and "... (N bytes)". */
+static amp_err append_bounded(amp_buf *out, const uint8_t *p, size_t n, size_t max)
+{
+    if (n <= max)
+        return amp_buf_append(out, p, n);
+    char marker[48];
+    int mn = snprintf(marker, sizeof marker, "... (%zu bytes)", n);
+    size_t keep = max - (size_t)mn;
+    for (int i = 0; i < 3 && keep && (p[keep] & 0xc0) == 0x80; i++)
+        keep--;
+    amp_err r = amp_buf_reserve(out, keep + (size_t)mn);
+    if (r == AMP_OK) {
+        amp_buf_append(out, p, keep);
+        amp_buf_append(out, (const uint8_t *)marker, (size_t)mn);
+    }
+    return r;
+}
+
+amp_err amp_unhandled_description(amp_buf *out, const uint8_t *name, size_t n)
+{
+    if (!out || (!name && n))
+        return AMP_E_INVALID;
+    size_t len = out->len;
+    amp_err r = amp_buf_append(out, (const uint8_t *)"Unhandled Command: ", 19);
+    if (r == AMP_OK)
+        r = amp_bytes_repr(out, name, n <= AMP_UNHANDLED_NAME_MAX ? n : AMP_UNHANDLED_NAME_MAX);
+    if (r == AMP_OK && n > AMP_UNHANDLED_NAME_MAX) {
+        char marker[48];
+        int mn = snprintf(marker, sizeof marker, "... (%zu bytes)", n);
+        r = amp_buf_append(out, (const uint8_t *)marker, (size_t)mn);
+    }
+    if (r != AMP_OK)
+        out->len = len;
+    return r;
+}
+
+/* An error box that always fits: a code that cannot be sent becomes
+ * Twisted's UNKNOWN, a description over the value limit is cut. */
+static amp_err send_bounded_error(amp_session *s, const uint8_t *tag, size_t tag_len,
+                                  const uint8_t *code, size_t code_len, const uint8_t *desc,
+                                  size_t desc_len)
+{
+    if (!code_len || code_len > AMP_MAX_VALUE_LEN) {
+        code = (const uint8_t *)"UNKNOWN";
+        code_len = 7;
+        desc = (const uint8_t *)"Unknown Error";
+        desc_len = 13;
+    }
+    if (desc_len <= AMP_MAX_VALUE_LEN)
+        return send_error_bytes(s, tag, tag_len, code, code_len, desc, desc_len);
+    amp_buf cut;
+    amp_buf_init(&cut);
+    amp_err r = append_bounded(&cut, desc, desc_len, AMP_MAX_VALUE_LEN);
+    if (r == AMP_OK)
+        r = send_error_bytes(s, tag, tag_len, code, code_len, cut.data, cut.len);
+    amp_buf_free(&cut);
+    return r;
+}
+
 static int reserved_key(const amp_pair *p)
 {
     return p->key_len && p->key[0] == '_' &&
@@ -420,14 +491,16 @@ amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n)
         amp_pair head = request_tag_pair(req, "_answer");
         if (r == AMP_OK)
             r = write_box(s, &head, 1, pairs, n);
-        if (r == AMP_E_BACKPRESSURE) { /* the peer does not read what it asked for */
+        amp_err sent = r;
+        if (r != AMP_OK && r != AMP_E_BACKPRESSURE) /* Twisted's answer to a bad answer */
+            sent = send_error(s, req->tag, req->tag_len, "UNKNOWN",
+                              (const uint8_t *)"Unknown Error", 13);
+        if (sent != AMP_OK) { /* the call would go unanswered: the conversation is over */
             request_free(req);
-            self_close(s, AMP_E_BACKPRESSURE);
+            /* over the hard cap: the peer does not read what it asked for */
+            self_close(s, sent);
             return r;
         }
-        if (r != AMP_OK) /* what Twisted sends when a responder's answer is bad */
-            send_error(s, req->tag, req->tag_len, "UNKNOWN", (const uint8_t *)"Unknown Error",
-                       13);
     }
     request_free(req);
     return r;
@@ -448,15 +521,21 @@ amp_err amp_request_error_bytes(amp_request *req, const uint8_t *code, size_t co
     if (!req || !code || !code_len || (!description && description_len))
         return AMP_E_INVALID;
     amp_session *s = req->s;
-    amp_err r = AMP_OK;
-    if (!s || s->closed)
-        r = AMP_E_CLOSED;
-    else if (req->tag)
-        r = send_error_bytes(s, req->tag, req->tag_len, code, code_len,
-                             description ? description : (const uint8_t *)"", description_len);
+    amp_err r = AMP_OK, sent = AMP_OK;
+    if (!s || s->closed) {
+        r = sent = AMP_E_CLOSED;
+    } else if (req->tag) {
+        if (!description)
+            description = (const uint8_t *)"";
+        r = sent = send_error_bytes(s, req->tag, req->tag_len, code, code_len, description,
+                                    description_len);
+        if (r != AMP_OK && r != AMP_E_BACKPRESSURE && r != AMP_E_NOMEM)
+            sent = send_bounded_error(s, req->tag, req->tag_len, code, code_len, description,
+                                      description_len);
+    }
     request_free(req);
-    if (s && !s->closed && r == AMP_E_BACKPRESSURE)
-        self_close(s, AMP_E_BACKPRESSURE);
+    if (s && !s->closed && sent != AMP_OK)
+        self_close(s, sent); /* the call would go unanswered */
     else if (s && !s->closed && fatal)
         fatal_close(s);
     return r;
@@ -488,10 +567,10 @@ static void dispatch_call(amp_session *s, const amp_box *box, const amp_message 
         }
         amp_buf desc;
         amp_buf_init(&desc);
-        amp_buf_append(&desc, (const uint8_t *)"Unhandled Command: ", 19);
-        amp_bytes_repr(&desc, m->command->value, m->command->value_len);
-        amp_err r = send_error(s, m->tag->value, m->tag->value_len, "UNHANDLED", desc.data,
-                               desc.len);
+        amp_err r = amp_unhandled_description(&desc, m->command->value, m->command->value_len);
+        if (r == AMP_OK)
+            r = send_error(s, m->tag->value, m->tag->value_len, "UNHANDLED", desc.data,
+                           desc.len);
         amp_buf_free(&desc);
         if (r != AMP_OK)
             self_close(s, r);
@@ -511,9 +590,9 @@ static void dispatch_call(amp_session *s, const amp_box *box, const amp_message 
     if (!req || !req->command.value || (m->tag && !req->tag)) {
         if (req)
             request_free(req);
-        if (m->tag)
-            send_error(s, m->tag->value, m->tag->value_len, "UNKNOWN",
-                       (const uint8_t *)"Unknown Error", 13);
+        if (m->tag && send_error(s, m->tag->value, m->tag->value_len, "UNKNOWN",
+                                 (const uint8_t *)"Unknown Error", 13) != AMP_OK)
+            self_close(s, AMP_E_NOMEM); /* the call would go unanswered */
         return;
     }
     req->s = s;

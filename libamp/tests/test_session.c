@@ -932,3 +932,190 @@ Test(session, starttls_cancelled_reports_closed_and_owner_close_does_not)
     amp_session_free(a.s);
     cr_assert_eq(a.closed_events, 0, "the owner's own close is not reported");
 }
+
+/* ---- every box whole: values over 65,535 bytes ---------------------------- */
+
+static uint8_t huge[70000];
+
+static void huge_answer(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    memset(huge, 'v', sizeof huge);
+    /* a good pair first: nothing of it may be written either */
+    amp_pair p[2] = {{(const uint8_t *)"ok", 2, (const uint8_t *)"1", 1},
+                     {(const uint8_t *)"v", 1, huge, sizeof huge}};
+    *(amp_err *)ud = amp_request_answer(req, p, 2);
+}
+
+static void huge_error(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    for (size_t i = 0; i < sizeof huge; i++)
+        huge[i] = (uint8_t)"d\xc3\xa9"[i % 3]; /* UTF-8 that must not be cut in two */
+    *(amp_err *)ud = amp_request_error_bytes(req, (const uint8_t *)"BIG", 3, huge, sizeof huge, 0);
+}
+
+/* The output of `p` since `total0` must be exactly one well-formed box whose
+ * bytes match the count of queued bytes; it is copied into *out. */
+static void one_whole_box(struct peer *p, uint64_t total0, amp_buf *out, amp_message *m,
+                          amp_decoder **d)
+{
+    amp_buf_init(out);
+    take_output(p, out);
+    cr_assert_eq(amp_session_output_total(p->s) - total0, out->len,
+                 "queued byte count %llu, bytes produced %zu",
+                 (unsigned long long)(amp_session_output_total(p->s) - total0), out->len);
+    cr_assert_eq(amp_decoder_new(d, NULL), AMP_OK);
+    amp_decoder_feed(*d, out->data, out->len);
+    static amp_box box;
+    cr_assert_eq(amp_decoder_next(*d, &box), AMP_OK);
+    cr_assert_eq(box.wire_len, out->len, "exactly one box");
+    cr_assert_eq(amp_box_classify(&box, m), AMP_OK, "a well-formed error box");
+    cr_assert_eq(m->kind, AMP_KIND_ERROR);
+}
+
+static int value_is(const amp_pair *p, const char *s)
+{
+    return p && p->value_len == strlen(s) && !memcmp(p->value, s, p->value_len);
+}
+
+Test(session, answer_over_the_value_limit_gets_unknown_in_one_whole_box)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_err got = AMP_OK;
+    amp_session_serve_str(b.s, "Huge", huge_answer, &got);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    amp_session_call_str(a.s, "Huge", NULL, 0, NULL, collect, &res, NULL);
+    uint64_t t0 = amp_session_output_total(b.s);
+    pump(&a, &b, 0);
+    cr_assert_eq(got, AMP_E_VALUE_TOO_LONG);
+    amp_buf out;
+    amp_message m;
+    amp_decoder *d;
+    one_whole_box(&b, t0, &out, &m, &d);
+    cr_assert(value_is(m.error_code, "UNKNOWN"));
+    cr_assert(value_is(m.error_description, "Unknown Error"));
+    cr_assert(!amp_session_is_closed(b.s));
+    amp_session_feed(a.s, out.data, out.len);
+    cr_assert_eq(res.status[1], AMP_E_REMOTE);
+    cr_assert_str_eq(res.code[1], "UNKNOWN");
+    amp_decoder_free(d);
+    amp_buf_free(&out);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, error_description_over_the_value_limit_is_cut_in_one_whole_box)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    amp_err got = AMP_OK;
+    amp_session_serve_str(b.s, "Huge", huge_error, &got);
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    amp_session_call_str(a.s, "Huge", NULL, 0, NULL, collect, &res, NULL);
+    uint64_t t0 = amp_session_output_total(b.s);
+    pump(&a, &b, 0);
+    cr_assert_eq(got, AMP_E_VALUE_TOO_LONG);
+    amp_buf out;
+    amp_message m;
+    amp_decoder *d;
+    one_whole_box(&b, t0, &out, &m, &d);
+    cr_assert(value_is(m.error_code, "BIG"));
+    const amp_pair *desc = m.error_description;
+    cr_assert(desc->value_len <= AMP_MAX_VALUE_LEN && desc->value_len > 65000);
+    const char *tail = "... (70000 bytes)";
+    size_t kept = desc->value_len - strlen(tail);
+    cr_assert(!memcmp(desc->value + kept, tail, strlen(tail)), "%.*s", 40,
+              desc->value + desc->value_len - 40);
+    cr_assert(!memcmp(desc->value, huge, kept), "a prefix of the description");
+    cr_assert_neq(kept % 3, 2, "not cut inside a UTF-8 sequence");
+    amp_session_feed(a.s, out.data, out.len);
+    cr_assert_eq(a.protocol_errors, 0);
+    cr_assert_eq(res.status[1], AMP_E_REMOTE);
+    cr_assert_str_eq(res.code[1], "BIG");
+    amp_decoder_free(d);
+    amp_buf_free(&out);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, unhandled_description_for_a_long_name_is_bounded)
+{
+    struct peer a, b;
+    peer_init(&a, 0);
+    peer_init(&b, 0);
+    static uint8_t name[60000];
+    memset(name, 0xff, sizeof name); /* four bytes of repr each */
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    cr_assert_eq(amp_session_call(a.s, name, sizeof name, NULL, 0, NULL, collect, &res, NULL),
+                 AMP_OK);
+    uint64_t t0 = amp_session_output_total(b.s);
+    pump(&a, &b, 0);
+    amp_buf out;
+    amp_message m;
+    amp_decoder *d;
+    one_whole_box(&b, t0, &out, &m, &d);
+    cr_assert(value_is(m.error_code, "UNHANDLED"));
+    amp_buf want;
+    amp_buf_init(&want);
+    amp_buf_append(&want, (const uint8_t *)"Unhandled Command: ", 19);
+    amp_bytes_repr(&want, name, AMP_UNHANDLED_NAME_MAX);
+    amp_buf_append(&want, (const uint8_t *)"... (60000 bytes)", 17);
+    const amp_pair *desc = m.error_description;
+    cr_assert(desc->value_len == want.len && !memcmp(desc->value, want.data, want.len),
+              "%.*s", (int)desc->value_len, desc->value);
+    cr_assert(!amp_session_is_closed(b.s));
+    amp_session_feed(a.s, out.data, out.len);
+    cr_assert_eq(res.status[1], AMP_E_REMOTE);
+    cr_assert_str_eq(res.code[1], "UNHANDLED");
+    /* a name of exactly the limit keeps Twisted's wording */
+    amp_buf exact;
+    amp_buf_init(&exact);
+    cr_assert_eq(amp_unhandled_description(&exact, name, AMP_UNHANDLED_NAME_MAX), AMP_OK);
+    cr_assert_eq(exact.len, want.len - 17);
+    cr_assert(!memcmp(exact.data, want.data, exact.len));
+    amp_buf_free(&exact);
+    amp_buf_free(&want);
+    amp_decoder_free(d);
+    amp_buf_free(&out);
+    amp_session_free(a.s);
+    amp_session_free(b.s);
+}
+
+Test(session, a_call_that_cannot_be_encoded_writes_nothing)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    /* during StartTLS (held back) and after, a bad pair anywhere in the
+     * arguments leaves the output and its byte count untouched */
+    for (int round = 0; round < 2; round++) {
+        if (round == 0)
+            cr_assert_eq(amp_session_start_tls(a.s, NULL, NULL), AMP_OK);
+        uint64_t t0 = amp_session_output_total(a.s);
+        size_t n0 = out_len(&a);
+        amp_pair args[3] = {{(const uint8_t *)"a", 1, (const uint8_t *)"1", 1},
+                            {(const uint8_t *)"b", 1, huge, sizeof huge},
+                            {(const uint8_t *)"c", 1, (const uint8_t *)"1", 1}};
+        cr_assert_eq(amp_session_call_str(a.s, "X", args, 3, NULL, NULL, NULL, NULL),
+                     AMP_E_VALUE_TOO_LONG);
+        args[1].value_len = 1;
+        args[1].key_len = 0;
+        cr_assert_eq(amp_session_call_str(a.s, "X", args, 3, NULL, NULL, NULL, NULL),
+                     AMP_E_EMPTY_KEY);
+        args[1].key_len = 300;
+        cr_assert_eq(amp_session_call_str(a.s, "X", args, 3, NULL, NULL, NULL, NULL),
+                     AMP_E_KEY_TOO_LONG);
+        cr_assert_eq(amp_session_output_total(a.s), t0);
+        cr_assert_eq(out_len(&a), n0);
+        cr_assert_eq(amp_session_outstanding(a.s), round == 0, "only StartTLS");
+        if (round == 0) {
+            amp_session_free(a.s);
+            peer_init(&a, 0);
+        }
+    }
+    amp_session_free(a.s);
+}

@@ -137,6 +137,10 @@ AMP_API amp_err amp_encode_end(amp_buf *b);
 AMP_API amp_err amp_encode_box(amp_buf *b, const amp_pair *pairs, size_t n);
 /* The exact size amp_encode_box() would write, or 0 if it would fail. */
 AMP_API size_t amp_box_encoded_size(const amp_pair *pairs, size_t n);
+/* The same check with its reason: AMP_OK and *size, or the error
+ * amp_encode_box() would return (AMP_E_EMPTY_BOX, AMP_E_EMPTY_KEY,
+ * AMP_E_KEY_TOO_LONG, AMP_E_VALUE_TOO_LONG, AMP_E_INVALID). */
+AMP_API amp_err amp_box_measure(const amp_pair *pairs, size_t n, size_t *size);
 
 /* ---- Conversation classification --------------------------------------
  * Twisted's precedence: `_answer`, then `_error`, then `_command`. */

@@ -129,11 +129,18 @@ AMP_API const amp_pair *amp_request_command(const amp_request *req);
 AMP_API int amp_request_wants_answer(const amp_request *req);
 /* Answer with these pairs (reserved keys are added; do not pass _answer).
  * The request is freed in every case. AMP_OK, AMP_E_CLOSED (the connection
- * is gone: dropped), AMP_E_BACKPRESSURE (the session then closes), or an
- * encoder error (the peer then gets UNKNOWN / Unknown Error). */
+ * is gone: dropped), AMP_E_BACKPRESSURE (over the hard cap: the session then
+ * closes itself), or an encoder error such as AMP_E_VALUE_TOO_LONG or
+ * AMP_E_INVALID (nothing of the answer is written; the peer gets UNKNOWN /
+ * Unknown Error instead). Every box is written whole or not at all. */
 AMP_API amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n);
 /* Answer with an error. `fatal`: close the connection after it (Twisted's
- * fatalErrors). The request is freed. */
+ * fatalErrors). The request is freed. AMP_OK, AMP_E_CLOSED,
+ * AMP_E_BACKPRESSURE (the session then closes itself), or
+ * AMP_E_VALUE_TOO_LONG: the code or description does not fit in a value, and
+ * the peer gets a bounded error instead (the description cut to 65,535
+ * bytes ending in "... (N bytes)"; a code that long becomes UNKNOWN /
+ * Unknown Error). */
 AMP_API amp_err amp_request_error(amp_request *req, const char *code, const char *description,
                                   int fatal);
 /* The same with byte strings (a relayed error keeps its exact bytes). */
@@ -205,6 +212,14 @@ AMP_API int amp_session_is_closed(const amp_session *s);
 /* Python's repr() of a bytes object (b'...'), as Twisted writes it in
  * "Unhandled Command: b'...'". Appends to `out`. */
 AMP_API amp_err amp_bytes_repr(amp_buf *out, const uint8_t *p, size_t n);
+
+/* The UNHANDLED description the session sends: Twisted's exact
+ * "Unhandled Command: " + repr(name) for names up to AMP_UNHANDLED_NAME_MAX
+ * bytes; a longer name is cut there and followed by "... (N bytes)", so the
+ * description always fits in a value (at most 19 + 4 * 1024 + 3 + 30 bytes).
+ * Appends to `out`; on error `out` is unchanged. */
+#define AMP_UNHANDLED_NAME_MAX 1024
+AMP_API amp_err amp_unhandled_description(amp_buf *out, const uint8_t *name, size_t n);
 
 #ifdef __cplusplus
 }
