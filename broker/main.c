@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "amp/amp.h"
 #include "log.h"
@@ -28,6 +29,7 @@ struct settings {
     char *auth_str[4];       /* password_file, tokens_file, acl_file, anonymous */
     char *owned[MAX_LISTEN];
     int nowned;
+    int max_connections_set; /* given in the file; else derived from RLIMIT_NOFILE */
 };
 
 /* The strings the settings own. */
@@ -61,6 +63,20 @@ static void usage(FILE *out)
             "Logs go to standard error. SIGTERM and SIGINT drain: listeners close, new\n"
             "calls get SHUTTING_DOWN, calls in flight finish (up to drain_timeout),\n"
             "then the broker exits 0; a second signal exits at once.\n");
+}
+
+/* A whole number in [min, max]: 0 and *out set, or -1. */
+static int parse_size(const char *value, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*value < '0' || *value > '9')
+        return -1; /* no sign, no space: strtoull would take "-1" */
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = (size_t)v;
+    return 0;
 }
 
 static int on_setting(void *ud, const char *section, const char *name, const char *value)
@@ -154,6 +170,13 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         s->router.max_connections = strtoull(value, &end, 10);
         if (*end || !s->router.max_connections)
             return 0;
+        s->max_connections_set = 1;
+    } else if (!strcmp(name, "max_registrations")) {
+        return !parse_size(value, 1, SIZE_MAX, &s->router.max_registrations);
+    } else if (!strcmp(name, "max_subscriptions")) {
+        return !parse_size(value, 1, SIZE_MAX, &s->router.max_subscriptions);
+    } else if (!strcmp(name, "max_command_name")) {
+        return !parse_size(value, 1, AMP_MAX_VALUE_LEN, &s->router.max_command_name);
     } else if (!strcmp(name, "handshake_timeout")) {
         s->conn.handshake_timeout = strtod(value, &end);
         if (*end || s->conn.handshake_timeout <= 0)
@@ -196,6 +219,44 @@ static int config_lines_too_long(const char *path)
     }
     fclose(f);
     return bad;
+}
+
+/* Descriptors kept out of max_connections' reach: listeners, the metrics
+ * endpoint and its clients, log and password files, libev's own. */
+#define FD_RESERVE 64
+
+/* max_connections must leave descriptors for everything else, or a flood of
+ * connections locks out the metrics endpoint and logins. Without a setting
+ * it is derived from the open files limit; a setting above what the limit
+ * allows is lowered to it, with a warning. 0 if usable, -1 if the limit
+ * leaves no room for connections at all. */
+static int fit_connections(struct settings *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY) {
+        log_msg(LOG_INFO, "max_connections %zu", s->router.max_connections);
+        return 0;
+    }
+    size_t limit = (size_t)rl.rlim_cur;
+    /* small limits (tests, containers) keep a quarter */
+    size_t reserve = limit >= 4 * FD_RESERVE ? FD_RESERVE : limit / 4;
+    size_t fit = limit - reserve;
+    if (fit < 1) {
+        log_msg(LOG_ERROR, "the open files limit (%zu) leaves no room for connections", limit);
+        return -1;
+    }
+    if (!s->max_connections_set) {
+        if (s->router.max_connections > fit)
+            s->router.max_connections = fit;
+    } else if (s->router.max_connections > fit) {
+        log_msg(LOG_WARN, "max_connections = %zu is more than the open files limit allows "
+                "(%zu, %zu kept in reserve): using %zu; raise the limit (ulimit -n, "
+                "LimitNOFILE=) to allow more", s->router.max_connections, limit, reserve, fit);
+        s->router.max_connections = fit;
+    }
+    log_msg(LOG_INFO, "max_connections %zu (open files limit %zu, %zu kept in reserve)",
+            s->router.max_connections, limit, reserve);
+    return 0;
 }
 
 static auth *load_auth(const struct settings *s)
@@ -293,7 +354,10 @@ int main(int argc, char **argv)
     s.router.max_call_timeout = 300;
     s.router.event_queue_bytes = 8u << 20;
     s.router.slow_consumer = SLOW_DROP;
-    s.router.max_connections = 65536;
+    s.router.max_connections = 65536; /* lowered to fit RLIMIT_NOFILE */
+    s.router.max_registrations = 1000;
+    s.router.max_subscriptions = 1000;
+    s.router.max_command_name = 256;
     s.router.login_timeout = 2;
     s.router.max_calls_in_flight = 10000;
     s.router.keepalive = 60;
@@ -362,6 +426,10 @@ int main(int argc, char **argv)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
 
     s.router.limits = s.conn.limits;
+    if (fit_connections(&s)) {
+        settings_free(&s);
+        return 2;
+    }
     auth *a = NULL;
     if (s.auth_on && !(a = load_auth(&s))) { /* never fall back to allowing all */
         settings_free(&s);

@@ -1,9 +1,13 @@
 /* A deliberately small HTTP/1.0 server: one request per connection, GET
- * /metrics only, 8 KiB of request at most, 5 s to send it. */
+ * /metrics only, 8 KiB of request at most, 5 s to send it and read the
+ * answer, at most MAX_CLIENTS at once. Nothing blocks or spins: the answer
+ * is written as the socket takes it, and when the process is out of
+ * descriptors the listener sheds the waiting connection and pauses. */
 #include "metrics.h"
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,12 +17,18 @@
 #include <unistd.h>
 
 #define MAX_REQUEST 8192
+#define MAX_CLIENTS 16
+#define CLIENT_SECONDS 5.0
+#define EMFILE_PAUSE 0.25
 
 struct metrics_server {
     struct ev_loop *loop;
     router *r;
     int fd, port;
+    int spare;      /* a descriptor held back for EMFILE; -1 if none */
+    size_t clients; /* connected now */
     ev_io io;
+    ev_timer pause; /* accepting resumes after an EMFILE */
 };
 
 struct client {
@@ -28,6 +38,8 @@ struct client {
     ev_timer timer;
     char buf[MAX_REQUEST];
     size_t len;
+    amp_buf out; /* the answer, written from `sent` on as the socket takes it */
+    size_t sent;
 };
 
 static void client_free(struct client *c)
@@ -35,21 +47,9 @@ static void client_free(struct client *c)
     ev_io_stop(c->m->loop, &c->io);
     ev_timer_stop(c->m->loop, &c->timer);
     close(c->fd);
+    amp_buf_free(&c->out);
+    c->m->clients--;
     free(c);
-}
-
-static void send_all(int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    for (int spins = 0; n && spins < 1000; spins++) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            b += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            return;
-        }
-    }
 }
 
 static void respond(struct client *c)
@@ -67,9 +67,29 @@ static void respond(struct client *c)
     int k = snprintf(head, sizeof head,
                      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, body.len);
-    send_all(c->fd, head, (size_t)k);
-    send_all(c->fd, body.data, body.len);
+    amp_buf_append(&c->out, (const uint8_t *)head, (size_t)k);
+    amp_buf_append(&c->out, body.data, body.len);
     amp_buf_free(&body);
+}
+
+/* Writes what the socket takes; the client is freed when all is sent or the
+ * peer is gone. EAGAIN waits for EV_WRITE (the timer still bounds it). */
+static void client_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct client *c = w->data;
+    while (c->sent < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->sent += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else {
+            break;
+        }
+    }
+    client_free(c);
 }
 
 static void client_read(struct ev_loop *loop, ev_io *w, int revents)
@@ -86,7 +106,10 @@ static void client_read(struct ev_loop *loop, ev_io *w, int revents)
     c->buf[c->len] = 0;
     if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n") || c->len == sizeof c->buf - 1) {
         respond(c);
-        client_free(c);
+        ev_io_stop(loop, &c->io);
+        ev_io_init(&c->io, client_write, c->fd, EV_WRITE);
+        ev_io_start(loop, &c->io);
+        client_write(loop, &c->io, EV_WRITE);
     }
 }
 
@@ -95,22 +118,52 @@ static void client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     client_free(w->data);
 }
 
+static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    metrics_server *m = w->data;
+    if (m->spare < 0)
+        m->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ev_io_start(loop, &m->io);
+}
+
+/* Out of descriptors: the waiting connection would make the listener fire
+ * again at once, forever. Accept it with the spare descriptor and close it,
+ * then pause accepting for a moment. */
+static void out_of_descriptors(metrics_server *m)
+{
+    if (m->spare >= 0) {
+        close(m->spare);
+        m->spare = -1;
+        int fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+    ev_io_stop(m->loop, &m->io);
+    ev_timer_set(&m->pause, EMFILE_PAUSE, 0);
+    ev_timer_start(m->loop, &m->pause);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     metrics_server *m = w->data;
     int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            out_of_descriptors(m);
         return;
-    struct client *c = calloc(1, sizeof *c);
-    if (!c) {
+    }
+    struct client *c = m->clients < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
+    if (!c) { /* busy: a scraper asks again */
         close(fd);
         return;
     }
+    m->clients++;
     c->m = m;
     c->fd = fd;
+    amp_buf_init(&c->out);
     ev_io_init(&c->io, client_read, fd, EV_READ);
     c->io.data = c;
-    ev_timer_init(&c->timer, client_timeout, 5, 0);
+    ev_timer_init(&c->timer, client_timeout, CLIENT_SECONDS, 0);
     c->timer.data = c;
     ev_io_start(loop, &c->io);
     ev_timer_start(loop, &c->timer);
@@ -152,8 +205,11 @@ metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, route
     m->port = ntohs(sa.sin_port);
     m->loop = loop;
     m->r = r;
+    m->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ev_io_init(&m->io, accept_cb, m->fd, EV_READ);
     m->io.data = m;
+    ev_timer_init(&m->pause, resume_accepting, EMFILE_PAUSE, 0);
+    m->pause.data = m;
     ev_io_start(loop, &m->io);
     freeaddrinfo(ai);
     amp_endpoint_free(&ep);
@@ -178,6 +234,9 @@ void metrics_free(metrics_server *m)
     if (!m)
         return;
     ev_io_stop(m->loop, &m->io);
+    ev_timer_stop(m->loop, &m->pause);
     close(m->fd);
+    if (m->spare >= 0)
+        close(m->spare);
     free(m);
 }

@@ -31,32 +31,49 @@ struct peer {
     char *user;                /* the identity's name, to find it again */
     ev_timer login_timer;
     double over_soft_since; /* when its output went over the soft cap; 0: not */
+    struct command **regs;  /* what it serves: a close visits only these */
+    size_t nregs, regs_cap;
+    amp_strmap subs;        /* its patterns -> struct subscription; slots
+                               NULL until the first subscription */
+    log_bucket log;         /* rate limit of the lines it causes */
     struct peer *prev, *next;
 };
 
+/* An entry of the command table; removed with its last provider. */
 struct command {
     struct peer **providers; /* in registration order */
     size_t n, cap;
     enum policy policy;
     size_t rr;
+    size_t name_len;
+    uint8_t name[]; /* its key in the table */
 };
 
 struct subscription {
     struct peer *peer;
-    uint8_t *pattern;
+    size_t index; /* its place in router.subs */
     size_t len;
+    uint8_t pattern[];
 };
 
-struct counter {
-    char code[32];
-    uint64_t n;
+/* The broker's own error codes, counted by name. Codes relayed from
+ * providers are peer-chosen: they are lumped under "other", so no peer can
+ * fill the table or take a name. */
+static const char *const broker_codes[] = {
+    "UNHANDLED",     "TIMEOUT",       "PROVIDER_LOST",     "OVERLOADED",
+    "SHUTTING_DOWN", "AUTH_REQUIRED", "AUTH_FAILED",       "PERMISSION_DENIED",
+    "BAD_REQUEST",   "POLICY_CONFLICT", "NOT_REGISTERED",  "NOT_SUBSCRIBED",
+    "LIMIT_EXCEEDED", "TOO_LARGE",    "UNKNOWN",
 };
+#define N_BROKER_CODES (sizeof broker_codes / sizeof broker_codes[0])
+/* Connection close reasons are libamp's error codes (a small fixed set). */
+#define MAX_CLOSE_REASONS 48
 
 struct router {
     struct ev_loop *loop;
     router_config cfg;
     amp_strmap commands;
-    struct subscription *subs;
+    struct subscription **subs; /* every subscription, in no order */
     size_t nsubs, subs_cap;
     struct peer *peers;
     size_t npeers;
@@ -67,13 +84,20 @@ struct router {
     size_t inflight;
     auth *auth;
     ev_timer soft_cap_timer;
+    log_bucket refusals_log; /* refused connections: one bucket for all */
     struct {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
             late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
             connections_refused, logins, logins_failed, denials, login_timeouts, calls_refused,
-            protocol_errors, slow_connections_closed;
-        struct counter errors[16];
+            protocol_errors, slow_connections_closed, registrations_refused,
+            subscriptions_refused, answers_failed;
+        uint64_t codes[N_BROKER_CODES];
+        uint64_t other_codes; /* relayed from providers, and anything unknown */
+        struct {
+            int reason;
+            uint64_t n;
+        } closes[MAX_CLOSE_REASONS];
     } stats;
 };
 
@@ -85,36 +109,67 @@ struct relay {
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* A code the broker itself answers with (anything else counts as other). */
 static void count_error(router *r, const uint8_t *code, size_t n)
 {
+    for (size_t i = 0; i < N_BROKER_CODES; i++)
+        if (strlen(broker_codes[i]) == n && !memcmp(broker_codes[i], code, n)) {
+            r->stats.codes[i]++;
+            return;
+        }
+    r->stats.other_codes++;
+}
+
+/* A connection closed for this libamp error. */
+static void count_close(router *r, int reason)
+{
     size_t i;
-    for (i = 0; i < 16 && r->stats.errors[i].code[0]; i++)
-        if (strlen(r->stats.errors[i].code) == n && !memcmp(r->stats.errors[i].code, code, n))
+    for (i = 0; i < MAX_CLOSE_REASONS && r->stats.closes[i].n; i++)
+        if (r->stats.closes[i].reason == reason)
             break;
-    if (i == 16)
-        i = 15; /* the last slot collects the rest */
-    if (!r->stats.errors[i].code[0])
-        snprintf(r->stats.errors[i].code, sizeof r->stats.errors[i].code, "%.*s",
-                 (int)(n < 31 ? n : 31), code);
-    r->stats.errors[i].n++;
+    if (i == MAX_CLOSE_REASONS) {
+        r->stats.other_codes++;
+        return;
+    }
+    r->stats.closes[i].reason = reason;
+    r->stats.closes[i].n++;
+}
+
+/* The outcome of an answer or error the broker sends: the caller may be
+ * gone (nothing to do), or its output full (the session closes it). */
+static void sent(router *r, amp_err e)
+{
+    if (e != AMP_OK && e != AMP_E_CLOSED)
+        r->stats.answers_failed++;
 }
 
 static void fail(router *r, amp_request *req, const char *code, const char *desc)
 {
     count_error(r, (const uint8_t *)code, strlen(code));
-    amp_request_error(req, code, desc, 0);
+    sent(r, amp_request_error(req, code, desc, 0));
 }
+
+/* Twisted's "Unhandled Command: b'NAME'", with NAME cut at this many bytes
+ * so the description (up to 4 bytes per byte of NAME) always fits in a
+ * value: an error box without _error_description is malformed. */
+#define UNHANDLED_NAME_MAX 1024
 
 static void unhandled(router *r, amp_request *req)
 {
     const amp_pair *cmd = amp_request_command(req);
+    size_t n = cmd->value_len > UNHANDLED_NAME_MAX ? UNHANDLED_NAME_MAX : cmd->value_len;
+    uint8_t mem[32 + 4 * UNHANDLED_NAME_MAX + 48]; /* repr: b'' and 4 bytes a byte */
     amp_buf d;
-    amp_buf_init(&d);
+    amp_buf_init_fixed(&d, mem, sizeof mem);
     amp_buf_append(&d, (const uint8_t *)"Unhandled Command: ", 19);
-    amp_bytes_repr(&d, cmd->value, cmd->value_len);
+    amp_bytes_repr(&d, cmd->value, n);
+    if (n < cmd->value_len) {
+        char more[48];
+        int k = snprintf(more, sizeof more, "...(%zu bytes)", cmd->value_len);
+        amp_buf_append(&d, (const uint8_t *)more, (size_t)k);
+    }
     count_error(r, (const uint8_t *)"UNHANDLED", 9);
-    amp_request_error_bytes(req, (const uint8_t *)"UNHANDLED", 9, d.data, d.len, 0);
-    amp_buf_free(&d);
+    sent(r, amp_request_error_bytes(req, (const uint8_t *)"UNHANDLED", 9, d.data, d.len, 0));
 }
 
 /* The conversation keys and the broker's own _timeout: everything else is
@@ -159,8 +214,9 @@ static int permit(router *r, struct peer *p, amp_request *req, enum acl_action a
     if (!r->auth || auth_allowed(r->auth, p->who, action, subject, n))
         return 1;
     r->stats.denials++;
-    log_msg(LOG_WARN, "denied: %s (%s) may not %s %.*s", p->who->name,
-            amp_conn_peer_name(p->conn), action_name(action), (int)n, subject);
+    char f[LOG_FIELD_BUF];
+    log_peer(&p->log, LOG_WARN, "denied: %s (%s) may not %s %s", p->who->name,
+             amp_conn_peer_name(p->conn), action_name(action), log_field(f, subject, n));
     char d[300];
     snprintf(d, sizeof d, "%s may not %s %.*s", p->who->name, action_name(action),
              (int)(n > 200 ? 200 : n), subject);
@@ -211,7 +267,7 @@ static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, voi
             free(pairs);
         r->stats.calls_answered++;
     } else if (res->status == AMP_E_REMOTE) {
-        count_error(r, res->error_code->value, res->error_code->value_len);
+        r->stats.other_codes++; /* the provider's code: its own business */
         e = amp_request_error_bytes(rl->req, res->error_code->value, res->error_code->value_len,
                                     res->error_description->value,
                                     res->error_description->value_len, 0);
@@ -225,6 +281,8 @@ static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, voi
     }
     if (e == AMP_E_CLOSED)
         r->stats.answers_to_gone_callers++;
+    else
+        sent(r, e);
     free(rl);
 }
 
@@ -240,8 +298,11 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
         fail(r, req, "OVERLOADED", "too many calls in flight on this connection");
         return;
     }
-    struct command *cmd = amp_strmap_get(&r->commands, cmdp->value, cmdp->value_len);
-    if (!cmd || !cmd->n) {
+    /* a name longer than any registration cannot be served: no lookup */
+    struct command *cmd = cmdp->value_len > r->cfg.max_command_name
+                              ? NULL
+                              : amp_strmap_get(&r->commands, cmdp->value, cmdp->value_len);
+    if (!cmd) {
         unhandled(r, req);
         return;
     }
@@ -309,7 +370,7 @@ static void publish(router *r, struct peer *from, amp_request *req, const amp_bo
     amp_call_opts no_answer = {1, 0, 0};
     int any_slow = 0;
     for (size_t i = 0; args && i < r->nsubs; i++) {
-        struct subscription *sub = &r->subs[i];
+        struct subscription *sub = r->subs[i];
         if (!pattern_match(sub->pattern, sub->len, cmdp->value, cmdp->value_len))
             continue;
         amp_session *s = amp_conn_session(sub->peer->conn);
@@ -339,7 +400,7 @@ static void publish(router *r, struct peer *from, amp_request *req, const amp_bo
             amp_conn_abort(p->conn);
         }
     }
-    amp_request_answer(req, NULL, 0); /* no _ask: nothing is sent */
+    sent(r, amp_request_answer(req, NULL, 0)); /* no _ask: nothing is sent */
 }
 
 /* ---- the broker's own commands ----------------------------------------------------- */
@@ -347,6 +408,44 @@ static void publish(router *r, struct peer *from, amp_request *req, const amp_bo
 static int cmd_is(const amp_pair *c, const char *name)
 {
     return c->value_len == strlen(name) && !memcmp(c->value, name, c->value_len);
+}
+
+/* A name or pattern over max_command_name: refused before anything is
+ * stored or matched. 1 if refused (and answered). */
+static int too_long(router *r, amp_request *req, const amp_pair *name, uint64_t *counter)
+{
+    if (name->value_len <= r->cfg.max_command_name)
+        return 0;
+    (*counter)++;
+    char d[128];
+    snprintf(d, sizeof d, "%zu bytes is over the broker's limit of %zu (max_command_name)",
+             name->value_len, r->cfg.max_command_name);
+    fail(r, req, "LIMIT_EXCEEDED", d);
+    return 1;
+}
+
+/* Remove p from a command; the entry goes with its last provider. Returns 1
+ * if p was there. `cmd` may be freed. */
+static int drop_provider(router *r, struct command *cmd, struct peer *p)
+{
+    for (size_t i = 0; i < cmd->n; i++)
+        if (cmd->providers[i] == p) {
+            memmove(cmd->providers + i, cmd->providers + i + 1,
+                    (cmd->n - i - 1) * sizeof *cmd->providers);
+            if (--cmd->n == 0) {
+                amp_strmap_remove(&r->commands, cmd->name, cmd->name_len);
+                free(cmd->providers);
+                free(cmd);
+            }
+            return 1;
+        }
+    return 0;
+}
+
+/* Forget the i-th of p's registrations (the command itself is not touched). */
+static void forget_registration(struct peer *p, size_t i)
+{
+    p->regs[i] = p->regs[--p->nregs];
 }
 
 static void do_register(router *r, struct peer *p, amp_request *req, const amp_box *box)
@@ -360,6 +459,8 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
         fail(r, req, "BAD_REQUEST", "commands starting with amp. belong to the broker");
         return;
     }
+    if (too_long(r, req, c, &r->stats.registrations_refused))
+        return;
     if (!permit(r, p, req, ACT_REGISTER, c->value, c->value_len))
         return;
     int policy = -1;
@@ -375,71 +476,98 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
         }
     }
     struct command *cmd = amp_strmap_get(&r->commands, c->value, c->value_len);
-    if (cmd && cmd->n && policy >= 0 && (enum policy)policy != cmd->policy) {
+    if (cmd && policy >= 0 && (enum policy)policy != cmd->policy) {
         fail(r, req, "POLICY_CONFLICT",
              "the command is served with another policy; the first registration's policy "
              "holds while it has providers");
         return;
     }
+    for (size_t i = 0; cmd && i < cmd->n; i++)
+        if (cmd->providers[i] == p) { /* registering twice is harmless */
+            sent(r, amp_request_answer(req, NULL, 0));
+            return;
+        }
+    if (p->nregs >= r->cfg.max_registrations) {
+        r->stats.registrations_refused++;
+        char d[128];
+        snprintf(d, sizeof d, "this connection serves %zu commands, the broker's limit "
+                 "(max_registrations)", p->nregs);
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
+    }
+    if (p->nregs == p->regs_cap) {
+        size_t cap = p->regs_cap ? p->regs_cap * 2 : 8;
+        struct command **v = realloc(p->regs, cap * sizeof *v);
+        if (!v) {
+            fail(r, req, "UNKNOWN", "Unknown Error");
+            return;
+        }
+        p->regs = v;
+        p->regs_cap = cap;
+    }
     if (!cmd) {
-        cmd = calloc(1, sizeof *cmd);
+        cmd = calloc(1, sizeof *cmd + c->value_len);
         if (!cmd || amp_strmap_put(&r->commands, c->value, c->value_len, cmd)) {
             free(cmd);
             fail(r, req, "UNKNOWN", "Unknown Error");
             return;
         }
+        memcpy(cmd->name, c->value, c->value_len);
+        cmd->name_len = c->value_len;
+        cmd->policy = policy >= 0 ? (enum policy)policy : POLICY_ROUNDROBIN;
     }
-    for (size_t i = 0; i < cmd->n; i++)
-        if (cmd->providers[i] == p) { /* registering twice is harmless */
-            amp_request_answer(req, NULL, 0);
-            return;
-        }
     if (cmd->n == cmd->cap) {
         size_t cap = cmd->cap ? cmd->cap * 2 : 4;
         struct peer **v = realloc(cmd->providers, cap * sizeof *v);
         if (!v) {
+            if (!cmd->n) { /* just created: leave no empty entry behind */
+                amp_strmap_remove(&r->commands, cmd->name, cmd->name_len);
+                free(cmd);
+            }
             fail(r, req, "UNKNOWN", "Unknown Error");
             return;
         }
         cmd->providers = v;
         cmd->cap = cap;
     }
-    if (cmd->n == 0)
-        cmd->policy = policy >= 0 ? (enum policy)policy : POLICY_ROUNDROBIN;
     cmd->providers[cmd->n++] = p;
-    log_msg(LOG_INFO, "peer %llu (%s) serves %.*s", (unsigned long long)p->id,
-            amp_conn_peer_name(p->conn), (int)c->value_len, c->value);
-    amp_request_answer(req, NULL, 0);
-}
-
-/* Remove p from a command; returns 1 if it was there. */
-static int drop_provider(struct command *cmd, struct peer *p)
-{
-    for (size_t i = 0; i < cmd->n; i++)
-        if (cmd->providers[i] == p) {
-            memmove(cmd->providers + i, cmd->providers + i + 1,
-                    (cmd->n - i - 1) * sizeof *cmd->providers);
-            cmd->n--;
-            return 1;
-        }
-    return 0;
+    p->regs[p->nregs++] = cmd;
+    char f[LOG_FIELD_BUF];
+    log_peer(&p->log, LOG_INFO, "peer %llu (%s) serves %s", (unsigned long long)p->id,
+             amp_conn_peer_name(p->conn), log_field(f, c->value, c->value_len));
+    sent(r, amp_request_answer(req, NULL, 0));
 }
 
 static void do_unregister(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     const amp_pair *c = arg(box, "command");
-    struct command *cmd = c ? amp_strmap_get(&r->commands, c->value, c->value_len) : NULL;
-    if (!cmd || !drop_provider(cmd, p)) {
-        fail(r, req, "NOT_REGISTERED", "this connection does not serve that command");
-        return;
-    }
-    amp_request_answer(req, NULL, 0);
+    struct command *cmd = c && c->value_len <= r->cfg.max_command_name
+                              ? amp_strmap_get(&r->commands, c->value, c->value_len)
+                              : NULL;
+    for (size_t i = 0; cmd && i < p->nregs; i++)
+        if (p->regs[i] == cmd) {
+            forget_registration(p, i);
+            drop_provider(r, cmd, p);
+            sent(r, amp_request_answer(req, NULL, 0));
+            return;
+        }
+    fail(r, req, "NOT_REGISTERED", "this connection does not serve that command");
+}
+
+/* Take a subscription out of the router's list (not out of its peer's). */
+static void unlink_sub(router *r, struct subscription *sub)
+{
+    struct subscription *last = r->subs[--r->nsubs];
+    r->subs[sub->index] = last;
+    last->index = sub->index;
 }
 
 static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     const amp_pair *pat = arg(box, "pattern");
     const char *why = "missing pattern";
+    if (pat && too_long(r, req, pat, &r->stats.subscriptions_refused))
+        return;
     if (!pat || pattern_check(pat->value, pat->value_len, &why)) {
         char d[128];
         snprintf(d, sizeof d, "bad pattern: %s", why);
@@ -448,15 +576,25 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
     }
     if (!permit(r, p, req, ACT_SUBSCRIBE, pat->value, pat->value_len))
         return;
-    for (size_t i = 0; i < r->nsubs; i++)
-        if (r->subs[i].peer == p && r->subs[i].len == pat->value_len &&
-            !memcmp(r->subs[i].pattern, pat->value, pat->value_len)) {
-            amp_request_answer(req, NULL, 0);
-            return;
-        }
+    if (!p->subs.slots && amp_strmap_init(&p->subs)) {
+        fail(r, req, "UNKNOWN", "Unknown Error");
+        return;
+    }
+    if (amp_strmap_get(&p->subs, pat->value, pat->value_len)) { /* already: harmless */
+        sent(r, amp_request_answer(req, NULL, 0));
+        return;
+    }
+    if (p->subs.count >= r->cfg.max_subscriptions) {
+        r->stats.subscriptions_refused++;
+        char d[128];
+        snprintf(d, sizeof d, "this connection has %zu subscriptions, the broker's limit "
+                 "(max_subscriptions)", p->subs.count);
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
+    }
     if (r->nsubs == r->subs_cap) {
         size_t cap = r->subs_cap ? r->subs_cap * 2 : 16;
-        struct subscription *v = realloc(r->subs, cap * sizeof *v);
+        struct subscription **v = realloc(r->subs, cap * sizeof *v);
         if (!v) {
             fail(r, req, "UNKNOWN", "Unknown Error");
             return;
@@ -464,70 +602,91 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         r->subs = v;
         r->subs_cap = cap;
     }
-    struct subscription *s = &r->subs[r->nsubs];
-    s->peer = p;
-    s->len = pat->value_len;
-    s->pattern = malloc(s->len);
-    if (!s->pattern) {
+    struct subscription *sub = malloc(sizeof *sub + pat->value_len);
+    if (!sub || amp_strmap_put(&p->subs, pat->value, pat->value_len, sub)) {
+        free(sub);
         fail(r, req, "UNKNOWN", "Unknown Error");
         return;
     }
-    memcpy(s->pattern, pat->value, s->len);
-    r->nsubs++;
-    amp_request_answer(req, NULL, 0);
+    sub->peer = p;
+    sub->len = pat->value_len;
+    memcpy(sub->pattern, pat->value, sub->len);
+    sub->index = r->nsubs;
+    r->subs[r->nsubs++] = sub;
+    sent(r, amp_request_answer(req, NULL, 0));
 }
 
-static void remove_sub(router *r, size_t i)
+/* Remove one of p's subscriptions everywhere. */
+static void remove_sub(router *r, struct peer *p, const uint8_t *pattern, size_t len)
 {
-    free(r->subs[i].pattern);
-    r->subs[i] = r->subs[--r->nsubs];
+    struct subscription *sub = amp_strmap_remove(&p->subs, pattern, len);
+    if (sub) {
+        unlink_sub(r, sub);
+        free(sub);
+    }
+}
+
+static void unlink_each(const uint8_t *key, size_t n, void *value, void *ud)
+{
+    unlink_sub(ud, value);
+}
+
+/* Every subscription of a peer that is going away. */
+static void remove_all_subs(router *r, struct peer *p)
+{
+    if (!p->subs.slots)
+        return;
+    amp_strmap_foreach(&p->subs, unlink_each, r);
+    amp_strmap_free(&p->subs); /* frees each subscription */
 }
 
 static void do_unsubscribe(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     const amp_pair *pat = arg(box, "pattern");
-    for (size_t i = 0; pat && i < r->nsubs; i++)
-        if (r->subs[i].peer == p && r->subs[i].len == pat->value_len &&
-            !memcmp(r->subs[i].pattern, pat->value, pat->value_len)) {
-            remove_sub(r, i);
-            amp_request_answer(req, NULL, 0);
-            return;
-        }
+    if (pat && p->subs.slots && amp_strmap_get(&p->subs, pat->value, pat->value_len)) {
+        remove_sub(r, p, pat->value, pat->value_len);
+        sent(r, amp_request_answer(req, NULL, 0));
+        return;
+    }
     fail(r, req, "NOT_SUBSCRIBED", "this connection has no such subscription");
 }
 
 struct listing {
+    router *r;
+    struct peer *p;
     amp_buf *out;
 };
 
 static void list_command(const uint8_t *key, size_t n, void *value, void *ud)
 {
     struct command *cmd = value;
-    amp_buf *out = ((struct listing *)ud)->out;
-    if (!cmd->n)
+    struct listing *l = ud;
+    /* with auth, a peer sees what it may call or serve, nothing else */
+    if (l->r->auth && !auth_allowed(l->r->auth, l->p->who, ACT_CALL, key, n) &&
+        !auth_allowed(l->r->auth, l->p->who, ACT_REGISTER, key, n))
         return;
     char num[AMP_INT_MAX_LEN];
-    amp_encode_pair(out, (const uint8_t *)"command", 7, key, n);
-    amp_encode_pair_str(out, "policy", policy_names[cmd->policy]);
-    amp_encode_pair(out, (const uint8_t *)"providers", 9, (uint8_t *)num,
+    amp_encode_pair(l->out, (const uint8_t *)"command", 7, key, n);
+    amp_encode_pair_str(l->out, "policy", policy_names[cmd->policy]);
+    amp_encode_pair(l->out, (const uint8_t *)"providers", 9, (uint8_t *)num,
                     amp_int_format((int64_t)cmd->n, num));
-    amp_encode_end(out);
+    amp_encode_end(l->out);
 }
 
-static void do_commands(router *r, amp_request *req)
+static void do_commands(router *r, struct peer *p, amp_request *req)
 {
     amp_buf list;
     amp_buf_init(&list);
-    struct listing l = {&list};
+    struct listing l = {r, p, &list};
     amp_strmap_foreach(&r->commands, list_command, &l);
     if (list.len > AMP_MAX_VALUE_LEN) {
         amp_buf_free(&list);
         fail(r, req, "TOO_LARGE", "the command list is over 65535 bytes");
         return;
     }
-    amp_pair p = {(const uint8_t *)"commands", 8, list.data ? list.data : (const uint8_t *)"",
-                  list.len};
-    amp_request_answer(req, &p, 1);
+    amp_pair pr = {(const uint8_t *)"commands", 8, list.data ? list.data : (const uint8_t *)"",
+                   list.len};
+    sent(r, amp_request_answer(req, &pr, 1));
     amp_buf_free(&list);
 }
 
@@ -535,7 +694,10 @@ static void do_commands(router *r, amp_request *req)
 struct counter_row {
     const char *name, *help;
     uint64_t value;
+    int gauge; /* a level now, not a count since the start */
 };
+
+#define MAX_COUNTERS 64
 
 static size_t stats_table(router *r, struct counter_row *t)
 {
@@ -546,45 +708,81 @@ static size_t stats_table(router *r, struct counter_row *t)
         late += amp_session_late_answers(amp_conn_session(p->conn));
     }
     struct counter_row all[] = {
-        {"connections", "connections open now", r->npeers},
-        {"connections_total", "connections accepted since start", r->stats.connections_total},
+        {"connections", "connections open now", r->npeers, 1},
+        {"connections_total", "connections accepted since start", r->stats.connections_total, 0},
         {"connections_refused", "connections refused over max_connections",
-         r->stats.connections_refused},
-        {"calls_routed", "calls forwarded to a provider", r->stats.calls_routed},
-        {"calls_answered", "forwarded calls answered by their provider", r->stats.calls_answered},
-        {"calls_in_flight", "forwarded calls not answered yet", r->inflight},
-        {"calls_refused", "calls refused over max_calls_in_flight", r->stats.calls_refused},
+         r->stats.connections_refused, 0},
+        {"calls_routed", "calls forwarded to a provider", r->stats.calls_routed, 0},
+        {"calls_answered", "forwarded calls answered by their provider", r->stats.calls_answered,
+         0},
+        {"calls_in_flight", "forwarded calls not answered yet", r->inflight, 1},
+        {"calls_refused", "calls refused over max_calls_in_flight", r->stats.calls_refused, 0},
         {"protocol_errors", "connections closed for bad bytes or a limit",
-         r->stats.protocol_errors},
-        {"logins", "successful logins", r->stats.logins},
-        {"logins_failed", "failed logins", r->stats.logins_failed},
-        {"login_timeouts", "connections closed for not logging in", r->stats.login_timeouts},
-        {"denials", "requests refused by the ACL", r->stats.denials},
+         r->stats.protocol_errors, 0},
+        {"logins", "successful logins", r->stats.logins, 0},
+        {"logins_failed", "failed logins", r->stats.logins_failed, 0},
+        {"login_timeouts", "connections closed for not logging in", r->stats.login_timeouts, 0},
+        {"denials", "requests refused by the ACL", r->stats.denials, 0},
         {"slow_connections_closed", "connections closed for output held over the soft cap",
-         r->stats.slow_connections_closed},
-        {"events_published", "calls without _ask received", r->stats.events_published},
-        {"events_delivered", "events queued for subscribers", r->stats.events_delivered},
-        {"events_dropped", "events not delivered to a slow subscriber", r->stats.events_dropped},
+         r->stats.slow_connections_closed, 0},
+        {"events_published", "calls without _ask received", r->stats.events_published, 0},
+        {"events_delivered", "events queued for subscribers", r->stats.events_delivered, 0},
+        {"events_dropped", "events not delivered to a slow subscriber", r->stats.events_dropped,
+         0},
         {"slow_consumers_disconnected", "subscribers disconnected as slow consumers",
-         r->stats.slow_consumers_disconnected},
+         r->stats.slow_consumers_disconnected, 0},
         {"late_answers_dropped", "answers that arrived after the broker's deadline",
-         r->stats.late_answers_dropped + late},
+         r->stats.late_answers_dropped + late, 0},
         {"answers_to_gone_callers", "answers whose caller had disconnected",
-         r->stats.answers_to_gone_callers},
-        {"bytes_in", "AMP bytes received", in},
-        {"bytes_out", "AMP bytes sent", out},
-        {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started)},
+         r->stats.answers_to_gone_callers, 0},
+        {"answers_failed", "answers and errors that could not be queued (output full)",
+         r->stats.answers_failed, 0},
+        {"commands", "entries in the command table now", r->commands.count, 1},
+        {"subscriptions", "subscriptions now", r->nsubs, 1},
+        {"registrations_refused", "registrations refused over max_registrations or "
+         "max_command_name", r->stats.registrations_refused, 0},
+        {"subscriptions_refused", "subscriptions refused over max_subscriptions or "
+         "max_command_name", r->stats.subscriptions_refused, 0},
+        {"log_lines_suppressed", "log lines dropped by the per-peer rate limit",
+         log_lines_suppressed, 0},
+        {"bytes_in", "AMP bytes received", in, 0},
+        {"bytes_out", "AMP bytes sent", out, 0},
+        {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started), 1},
     };
+    _Static_assert(sizeof all / sizeof all[0] <= MAX_COUNTERS, "raise MAX_COUNTERS");
     memcpy(t, all, sizeof all);
     return sizeof all / sizeof all[0];
 }
 
+/* The error counts, by code: the broker's own codes, the close reasons,
+ * then "other". Calls fn for each nonzero count. */
+static void each_error(router *r, void (*fn)(const char *code, uint64_t n, void *ud), void *ud)
+{
+    for (size_t i = 0; i < N_BROKER_CODES; i++)
+        if (r->stats.codes[i])
+            fn(broker_codes[i], r->stats.codes[i], ud);
+    for (size_t i = 0; i < MAX_CLOSE_REASONS && r->stats.closes[i].n; i++)
+        fn(amp_errname(r->stats.closes[i].reason), r->stats.closes[i].n, ud);
+    if (r->stats.other_codes)
+        fn("other", r->stats.other_codes, ud);
+}
+
+static void error_entry(const char *code, uint64_t n, void *ud)
+{
+    amp_buf *out = ud;
+    char c[AMP_INT_MAX_LEN];
+    amp_encode_pair_str(out, "code", code);
+    amp_encode_pair(out, (const uint8_t *)"count", 5, (uint8_t *)c,
+                    amp_int_format((int64_t)n, c));
+    amp_encode_end(out);
+}
+
 static void do_stats(router *r, amp_request *req)
 {
-    struct counter_row t[32];
+    struct counter_row t[MAX_COUNTERS];
     size_t n = stats_table(r, t);
-    char num[32][AMP_INT_MAX_LEN];
-    amp_pair pairs[33];
+    char num[MAX_COUNTERS][AMP_INT_MAX_LEN];
+    amp_pair pairs[MAX_COUNTERS + 1];
     for (size_t i = 0; i < n; i++) {
         pairs[i].key = (const uint8_t *)t[i].name;
         pairs[i].key_len = strlen(t[i].name);
@@ -593,48 +791,40 @@ static void do_stats(router *r, amp_request *req)
     }
     amp_buf errors;
     amp_buf_init(&errors);
-    for (size_t i = 0; i < 16 && r->stats.errors[i].code[0]; i++) {
-        char c[AMP_INT_MAX_LEN];
-        amp_encode_pair_str(&errors, "code", r->stats.errors[i].code);
-        amp_encode_pair(&errors, (const uint8_t *)"count", 5, (uint8_t *)c,
-                        amp_int_format((int64_t)r->stats.errors[i].n, c));
-        amp_encode_end(&errors);
-    }
+    each_error(r, error_entry, &errors);
     pairs[n].key = (const uint8_t *)"errors";
     pairs[n].key_len = 6;
     pairs[n].value = errors.data ? errors.data : (const uint8_t *)"";
     pairs[n].value_len = errors.len;
-    amp_request_answer(req, pairs, n + 1);
+    sent(r, amp_request_answer(req, pairs, n + 1));
     amp_buf_free(&errors);
+}
+
+static void error_metric(const char *code, uint64_t n, void *ud)
+{
+    char line[160]; /* codes are the broker's own names: printable, short */
+    int len = snprintf(line, sizeof line, "amp_broker_errors{code=\"%s\"} %llu\n", code,
+                       (unsigned long long)n);
+    amp_buf_append(ud, (const uint8_t *)line, (size_t)len);
 }
 
 void router_metrics(router *r, amp_buf *out)
 {
-    struct counter_row t[32];
+    struct counter_row t[MAX_COUNTERS];
     size_t n = stats_table(r, t);
     char line[512];
     for (size_t i = 0; i < n; i++) {
-        int gauge = !strcmp(t[i].name, "connections") || !strcmp(t[i].name, "calls_in_flight") ||
-                    !strcmp(t[i].name, "uptime_seconds");
         int k = snprintf(line, sizeof line, "# HELP amp_broker_%s %s\n# TYPE amp_broker_%s %s\n"
                          "amp_broker_%s %llu\n", t[i].name, t[i].help, t[i].name,
-                         gauge ? "gauge" : "counter", t[i].name, (unsigned long long)t[i].value);
+                         t[i].gauge ? "gauge" : "counter", t[i].name,
+                         (unsigned long long)t[i].value);
         amp_buf_append(out, (const uint8_t *)line, (size_t)k);
     }
-    const char *head = "# HELP amp_broker_errors errors answered, by code\n"
+    const char *head = "# HELP amp_broker_errors errors answered and connections closed, by "
+                       "code (other: codes relayed from providers)\n"
                        "# TYPE amp_broker_errors counter\n";
     amp_buf_append(out, (const uint8_t *)head, strlen(head));
-    for (size_t i = 0; i < 16 && r->stats.errors[i].code[0]; i++) {
-        /* codes are printable in practice; anything else is escaped away */
-        char code[64];
-        size_t k = 0;
-        for (const char *c = r->stats.errors[i].code; *c && k < sizeof code - 1; c++)
-            code[k++] = (*c == '"' || *c == '\\' || *c < 0x20) ? '_' : *c;
-        code[k] = 0;
-        int len = snprintf(line, sizeof line, "amp_broker_errors{code=\"%s\"} %llu\n", code,
-                           (unsigned long long)r->stats.errors[i].n);
-        amp_buf_append(out, (const uint8_t *)line, (size_t)len);
-    }
+    each_error(r, error_metric, out);
 }
 
 /* ---- dispatch --------------------------------------------------------------------- */
@@ -705,7 +895,7 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
         else if (cmd_is(c, "amp.Unsubscribe"))
             do_unsubscribe(r, p, req, box);
         else if (cmd_is(c, "amp.Commands"))
-            do_commands(r, req);
+            do_commands(r, p, req);
         else if (cmd_is(c, "amp.Stats"))
             do_stats(r, req);
         else
@@ -722,35 +912,24 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
         route_call(r, p, req, box);
 }
 
-struct unregister_all {
-    struct peer *p;
-};
-
-static void drop_everywhere(const uint8_t *key, size_t n, void *value, void *ud)
-{
-    drop_provider(value, ((struct unregister_all *)ud)->p);
-}
-
 static void on_closed(amp_conn *c, int reason, void *ud)
 {
     struct peer *p = ud;
     router *r = p->r;
     /* forwarded calls to p have all completed (PROVIDER_LOST) by now */
-    struct unregister_all u = {p};
-    amp_strmap_foreach(&r->commands, drop_everywhere, &u);
-    for (size_t i = r->nsubs; i-- > 0;)
-        if (r->subs[i].peer == p)
-            remove_sub(r, i);
+    for (size_t i = 0; i < p->nregs; i++)
+        drop_provider(r, p->regs[i], p);
+    free(p->regs);
+    remove_all_subs(r, p);
     r->stats.bytes_in_closed += amp_conn_bytes_in(c);
     r->stats.bytes_out_closed += amp_conn_bytes_out(c);
     r->stats.late_answers_dropped += amp_session_late_answers(amp_conn_session(c));
     if (reason != AMP_E_CLOSED) {
         /* bad bytes, limits, TLS failures and timeouts, socket errors (a
          * half-open peer found by keepalive), counted under the error's name */
-        const char *name = amp_errname(reason);
         if (amp_err_is_protocol(reason) || amp_err_is_limit(reason))
             r->stats.protocol_errors++;
-        count_error(r, (const uint8_t *)name, strlen(name));
+        count_close(r, reason);
     }
     if (p->prev)
         p->prev->next = p->next;
@@ -762,6 +941,7 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     log_msg(reason == AMP_E_CLOSED ? LOG_DEBUG : LOG_INFO, "peer %llu (%s) gone: %s%s%s",
             (unsigned long long)p->id, amp_conn_peer_name(c), amp_strerror(reason),
             *amp_conn_error_text(c) ? ": " : "", amp_conn_error_text(c));
+    log_peer_flush(&p->log);
     ev_timer_stop(r->loop, &p->login_timer);
     free(p->user);
     free(p);
@@ -796,8 +976,8 @@ void router_accept(router *r, amp_conn *c)
 {
     if (r->cfg.max_connections && r->npeers >= r->cfg.max_connections) {
         r->stats.connections_refused++;
-        log_msg(LOG_WARN, "refusing %s: %zu connections open (max_connections)",
-                amp_conn_peer_name(c), r->npeers);
+        log_peer(&r->refusals_log, LOG_WARN, "refusing %s: %zu connections open "
+                 "(max_connections)", amp_conn_peer_name(c), r->npeers);
         amp_conn_abort(c);
         return;
     }
@@ -809,6 +989,7 @@ void router_accept(router *r, amp_conn *c)
     p->r = r;
     p->conn = c;
     p->id = ++r->next_peer_id;
+    p->log.id = p->id;
     p->next = r->peers;
     if (r->peers)
         r->peers->prev = p;
@@ -845,18 +1026,53 @@ size_t router_connections(const router *r)
     return r->npeers;
 }
 
-struct recheck {
+/* After a reload: registrations the ACL no longer allows are dropped. */
+static void recheck_registrations(router *r, struct peer *p)
+{
+    for (size_t i = p->nregs; i-- > 0;) {
+        struct command *cmd = p->regs[i];
+        if (auth_allowed(r->auth, p->who, ACT_REGISTER, cmd->name, cmd->name_len))
+            continue;
+        char f[LOG_FIELD_BUF];
+        log_msg(LOG_INFO, "peer %llu: registration of %s revoked", (unsigned long long)p->id,
+                log_field(f, cmd->name, cmd->name_len));
+        forget_registration(p, i);
+        drop_provider(r, cmd, p);
+    }
+}
+
+struct revoked {
     router *r;
     struct peer *p;
+    struct subscription **v;
+    size_t n;
 };
 
-static void recheck_registrations(const uint8_t *key, size_t n, void *value, void *ud)
+static void collect_revoked(const uint8_t *key, size_t n, void *value, void *ud)
 {
-    struct recheck *rc = ud;
-    if (!auth_allowed(rc->r->auth, rc->p->who, ACT_REGISTER, key, n) &&
-        drop_provider(value, rc->p))
-        log_msg(LOG_INFO, "peer %llu: registration of %.*s revoked",
-                (unsigned long long)rc->p->id, (int)n, key);
+    struct revoked *rv = ud;
+    if (!auth_allowed(rv->r->auth, rv->p->who, ACT_SUBSCRIBE, key, n))
+        rv->v[rv->n++] = value;
+}
+
+/* After a reload: subscriptions the ACL no longer allows are dropped. */
+static void recheck_subscriptions(router *r, struct peer *p)
+{
+    if (!p->subs.count)
+        return;
+    struct revoked rv = {r, p, malloc(p->subs.count * sizeof *rv.v), 0};
+    if (!rv.v) { /* cannot check: do not keep what may be revoked */
+        log_msg(LOG_ERROR, "peer %llu: out of memory re-checking subscriptions, closing",
+                (unsigned long long)p->id);
+        amp_conn_abort(p->conn);
+        return;
+    }
+    amp_strmap_foreach(&p->subs, collect_revoked, &rv);
+    for (size_t i = 0; i < rv.n; i++) {
+        log_msg(LOG_INFO, "peer %llu: subscription revoked", (unsigned long long)p->id);
+        remove_sub(r, p, rv.v[i]->pattern, rv.v[i]->len);
+    }
+    free(rv.v);
 }
 
 void router_set_auth(router *r, auth *a)
@@ -883,14 +1099,8 @@ void router_set_auth(router *r, auth *a)
             amp_conn_abort(p->conn); /* on_closed unlinks and frees p */
             continue;
         }
-        struct recheck rc = {r, p};
-        amp_strmap_foreach(&r->commands, recheck_registrations, &rc);
-        for (size_t i = r->nsubs; i-- > 0;)
-            if (r->subs[i].peer == p &&
-                !auth_allowed(a, p->who, ACT_SUBSCRIBE, r->subs[i].pattern, r->subs[i].len)) {
-                log_msg(LOG_INFO, "peer %llu: subscription revoked", (unsigned long long)p->id);
-                remove_sub(r, i);
-            }
+        recheck_registrations(r, p);
+        recheck_subscriptions(r, p);
     }
     auth_free(old);
 }
@@ -943,8 +1153,16 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
     }
     r->loop = loop;
     r->cfg = *cfg;
+    /* zeroes: no limit (a value can never be longer than this) */
+    if (!r->cfg.max_registrations)
+        r->cfg.max_registrations = SIZE_MAX;
+    if (!r->cfg.max_subscriptions)
+        r->cfg.max_subscriptions = SIZE_MAX;
+    if (!r->cfg.max_command_name)
+        r->cfg.max_command_name = AMP_MAX_VALUE_LEN;
     r->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
     r->started = ev_now(loop);
+    r->refusals_log.name = "refused connections";
     if (r->cfg.output_soft_cap && r->cfg.output_soft_seconds > 0) {
         double every = r->cfg.output_soft_seconds / 4;
         ev_timer_init(&r->soft_cap_timer, soft_cap_check, every, every);
@@ -954,23 +1172,17 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
     return r;
 }
 
-static void free_command(const uint8_t *key, size_t n, void *value, void *ud)
-{
-    free(((struct command *)value)->providers);
-}
-
 void router_free(router *r)
 {
     if (!r)
         return;
     ev_timer_stop(r->loop, &r->soft_cap_timer);
-    while (r->peers) /* runs on_closed for each, which unlinks it */
+    /* on_closed unlinks each peer and removes its registrations and
+     * subscriptions: the command table and the subscriptions end empty */
+    while (r->peers)
         amp_conn_abort(r->peers->conn);
-    amp_strmap_foreach(&r->commands, free_command, NULL);
-    amp_strmap_free(&r->commands); /* frees each struct command */
+    amp_strmap_free(&r->commands);
     auth_free(r->auth);
-    while (r->nsubs)
-        remove_sub(r, r->nsubs - 1);
     free(r->subs);
     free(r);
 }

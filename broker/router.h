@@ -28,6 +28,11 @@ typedef struct router_config {
     double keepalive;           /* TCP keepalive idle seconds; 0: off */
     size_t output_soft_cap;     /* a connection whose unsent output stays */
     double output_soft_seconds; /* above this for that long is closed */
+    size_t max_registrations;   /* per connection: more get LIMIT_EXCEEDED */
+    size_t max_subscriptions;   /* per connection: more get LIMIT_EXCEEDED */
+    size_t max_command_name;    /* longest name registered or pattern
+                                   subscribed (bytes); longer: LIMIT_EXCEEDED */
+    /* (zero in any of the three: no limit) */
 } router_config;
 
 typedef struct router router;

@@ -1,5 +1,7 @@
 """The broker under bad input and hostile peers: each case asserts the
 outcome and that the broker still serves others afterwards."""
+import hashlib
+import json
 import os
 import re
 import signal
@@ -12,7 +14,8 @@ import pytest
 
 from conftest import run
 from test_auth import Peer, files, start  # noqa: F401
-from test_broker import BROKER, Proc, broker, cli, provider, raw_box, rss_kb, stats
+from test_broker import (BROKER, Proc, broker, cli, decode_amplist, http_get, provider, raw_box,
+                         read_box, rss_kb, stats)
 from test_twisted_interop import AMP_CLI, pki  # noqa: F401
 
 
@@ -321,3 +324,341 @@ def test_session_closed_by_its_own_output_cap_disconnects_the_peer(tmp_path):
     finally:
         p.stop()
         b.stop()
+
+
+# ---- state a peer controls: caps, and what is freed when it leaves --------------
+
+
+class Boxes:
+    """Boxes from a raw socket, parsed in place (fast enough for thousands)."""
+
+    def __init__(self, sock):
+        self.s, self.buf, self.i = sock, b"", 0
+
+    def _need(self, n):
+        while len(self.buf) - self.i < n:
+            chunk = self.s.recv(1 << 20)
+            assert chunk, "connection closed"
+            self.buf = self.buf[self.i:] + chunk
+            self.i = 0
+
+    def next(self):
+        pairs = []
+        while True:
+            self._need(2)
+            (kl,) = struct.unpack_from("!H", self.buf, self.i)
+            self.i += 2
+            if kl == 0:
+                return dict(pairs)
+            self._need(kl + 2)
+            k = self.buf[self.i:self.i + kl]
+            (vl,) = struct.unpack_from("!H", self.buf, self.i + kl)
+            self.i += kl + 2
+            self._need(vl)
+            pairs.append((k, self.buf[self.i:self.i + vl]))
+            self.i += vl
+
+
+def calls(command, key, values, first_tag=1):
+    return b"".join(raw_box([(b"_ask", str(first_tag + i).encode()), (b"_command", command),
+                             (key, v)]) for i, v in enumerate(values))
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(30)
+    return s
+
+
+def wait_for(cond, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def test_command_table_shrinks_when_providers_leave(tmp_path, monkeypatch):
+    """Ten rounds of "register 400 names of 60 kB, disconnect": each entry
+    goes with its last provider, and its memory is reused (the unfixed
+    broker grew by 230 MiB and kept it)."""
+    # freed memory must be reusable at once under ASan too
+    monkeypatch.setenv("ASAN_OPTIONS", "exitcode=86:quarantine_size_mb=1")
+    b = broker(config="[broker]\nmax_command_name = 65535\n", tmp_path=tmp_path)
+    try:
+        before = rss_kb(b.proc.pid)
+        for rnd in range(10):
+            s = connect(b.port)
+            names = [b"%d.%d." % (rnd, i) + b"n" * 60000 for i in range(400)]
+            s.sendall(calls(b"amp.Register", b"command", names))
+            got = Boxes(s)
+            for _ in names:
+                assert b"_answer" in got.next()
+            s.close()
+        assert wait_for(lambda: stats(b.endpoint)["connections"] == 1)
+        st = stats(b.endpoint)
+        assert st["commands"] == 0, st
+        grown = rss_kb(b.proc.pid) - before
+        assert grown < 100 * 1024, "grew by %d KiB" % grown
+        assert b"UNHANDLED" in cli(b.endpoint, "0.0." + "n" * 60000, check=False).stderr
+    finally:
+        b.stop()
+
+
+def test_registrations_per_connection_and_name_length_are_capped():
+    b = broker()  # defaults: max_registrations 1000, max_command_name 256
+    try:
+        s = connect(b.port)
+        s.sendall(calls(b"amp.Register", b"command", [b"c%d" % i for i in range(1001)]))
+        got = Boxes(s)
+        answers = [got.next() for _ in range(1001)]
+        assert all(b"_answer" in a for a in answers[:1000])
+        assert answers[1000][b"_error_code"] == b"LIMIT_EXCEEDED", answers[1000]
+        assert b"max_registrations" in answers[1000][b"_error_description"]
+        # registering again what it serves is still harmless
+        s.sendall(calls(b"amp.Register", b"command", [b"c7"], 2000))
+        assert b"_answer" in got.next()
+        other = connect(b.port)
+        other.sendall(calls(b"amp.Register", b"command", [b"x" * 256, b"y" * 257]))
+        got2 = Boxes(other)
+        assert b"_answer" in got2.next()
+        refused = got2.next()
+        assert refused[b"_error_code"] == b"LIMIT_EXCEEDED", refused
+        assert b"max_command_name" in refused[b"_error_description"]
+        st = stats(b.endpoint)
+        assert st["registrations_refused"] == 2 and st["commands"] == 1001, st
+        # unregister, close: the entries go
+        s.sendall(calls(b"amp.Unregister", b"command", [b"c0"], 3000))
+        assert b"_answer" in got.next()
+        assert stats(b.endpoint)["commands"] == 1000
+        s.close()
+        other.close()
+        assert wait_for(lambda: stats(b.endpoint)["commands"] == 0)
+    finally:
+        b.stop()
+
+
+def test_subscriptions_per_connection_are_capped():
+    b = broker()  # max_subscriptions 1000
+    try:
+        s = connect(b.port)
+        s.sendall(calls(b"amp.Subscribe", b"pattern", [b"t.%d" % i for i in range(1001)]))
+        got = Boxes(s)
+        answers = [got.next() for _ in range(1001)]
+        assert all(b"_answer" in a for a in answers[:1000])
+        assert answers[1000][b"_error_code"] == b"LIMIT_EXCEEDED", answers[1000]
+        assert b"max_subscriptions" in answers[1000][b"_error_description"]
+        # a duplicate is harmless and takes no room; one out makes room for one
+        s.sendall(calls(b"amp.Subscribe", b"pattern", [b"t.1"], 2000) +
+                  calls(b"amp.Unsubscribe", b"pattern", [b"t.0"], 2001) +
+                  calls(b"amp.Subscribe", b"pattern", [b"t.new"], 2002) +
+                  calls(b"amp.Unsubscribe", b"pattern", [b"t.0"], 2003))
+        assert [b"_answer" in got.next() for _ in range(3)] == [True, True, True]
+        assert got.next()[b"_error_code"] == b"NOT_SUBSCRIBED"
+        other = connect(b.port)
+        other.sendall(calls(b"amp.Subscribe", b"pattern", [b"p" * 257]))
+        assert Boxes(other).next()[b"_error_code"] == b"LIMIT_EXCEEDED"
+        st = stats(b.endpoint)
+        assert st["subscriptions"] == 1000 and st["subscriptions_refused"] == 2, st
+        # events still arrive
+        run([AMP_CLI, "call", "--no-answer", b.endpoint, "t.new", "x=1"])
+        assert got.next() == {b"_command": b"t.new", b"x": b"1"}
+        s.close()
+        assert wait_for(lambda: stats(b.endpoint)["subscriptions"] == 0)
+    finally:
+        b.stop()
+
+
+def test_unhandled_description_is_bounded():
+    """A call for a 60,000-byte command name: UNHANDLED with a description
+    (Twisted's words, the name cut with a marker), a well-formed error box."""
+    b = broker()
+    try:
+        s = connect(b.port)
+        s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"\x01" * 60000)]))
+        got = Boxes(s).next()
+        assert got[b"_error"] == b"1" and got[b"_error_code"] == b"UNHANDLED", got.keys()
+        d = got[b"_error_description"]
+        assert d.startswith(b"Unhandled Command: b'\\x01\\x01") and d.endswith(b"(60000 bytes)")
+        assert len(d) < 8192
+        # the connection is still good
+        s.sendall(raw_box([(b"_ask", b"2"), (b"_command", b"Nope")]))
+        assert Boxes(s).next()[b"_error_description"] == b"Unhandled Command: b'Nope'"
+    finally:
+        b.stop()
+
+
+# ---- authentication helpers: token users, a custom ACL, extra settings -------------
+
+
+def token_broker(tmp_path, users, acl, broker_extra="", log=None):
+    """users: {name: roles}; each logs in with the token "<name>-token"."""
+    lines = ["%s:%s:%s\n" % (u, roles, hashlib.sha256(("%s-token" % u).encode()).hexdigest())
+             for u, roles in users.items()]
+    (tmp_path / "tokens").write_text("".join(lines))
+    (tmp_path / "acl").write_text(acl)
+    conf = tmp_path / "auth.conf"
+    conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\n%s[auth]\ntokens_file = %s\n"
+                    "acl_file = %s\n" % (broker_extra, tmp_path / "tokens", tmp_path / "acl"))
+    if log is None:
+        b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+        b.port = int(b.match.group(1))
+        return b
+    return LoggedBroker([BROKER, "--config", str(conf)], log)
+
+
+class LoggedBroker:
+    """A broker whose log goes to a file (it may write more than a pipe holds)."""
+
+    def __init__(self, argv, path):
+        self.path = path
+        self.log = open(path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
+        assert wait_for(lambda: re.search(rb"\(port (\d+)\)", path.read_bytes()), 20)
+        self.port = int(re.search(rb"\(port (\d+)\)", path.read_bytes()).group(1))
+        self.endpoint = "tcp:127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        text = self.path.read_bytes()
+        for marker in (b"AddressSanitizer", b"runtime error:", b"LeakSanitizer"):
+            assert marker not in text, text[-4000:].decode(errors="replace")
+        return text
+
+
+def token_login(port, user):
+    s = connect(port)
+    s.sendall(raw_box([(b"_ask", b"0"), (b"_command", b"amp.Login"),
+                       (b"token", ("%s-token" % user).encode())]))
+    got = Boxes(s)
+    assert b"_answer" in got.next()
+    return s, got
+
+
+def test_error_codes_cannot_be_poisoned(tmp_path):
+    """A provider answering with 20 made-up codes cannot fill the per-code
+    table: a later failed login is counted as AUTH_FAILED in amp.Stats and
+    /metrics, the provider's codes all under "other"."""
+    acl = "allow role:p register Bad\nallow role:c call Bad\nallow role:c call amp.Stats\n"
+    b = token_broker(tmp_path, {"prov": "p", "caller": "c"}, acl,
+                     "metrics_listen = tcp:0:interface=127.0.0.1\n")
+    try:
+        line = b.proc.stderr.readline().decode()
+        while "metrics on" not in line:
+            line = b.proc.stderr.readline().decode()
+        mport = int(re.search(r"\(port (\d+)\)", line).group(1))
+        prov, pgot = token_login(b.port, "prov")
+        prov.sendall(calls(b"amp.Register", b"command", [b"Bad"], 1))
+        assert b"_answer" in pgot.next()
+        caller, cgot = token_login(b.port, "caller")
+        for i in range(20):
+            caller.sendall(calls(b"Bad", b"n", [b"%d" % i], 10 + i))
+            fwd = pgot.next()
+            prov.sendall(raw_box([(b"_error", fwd[b"_ask"]), (b"_error_code", b"X%02d" % i),
+                                  (b"_error_description", b"made up")]))
+            assert cgot.next()[b"_error_code"] == b"X%02d" % i  # relayed untouched
+        bad = connect(b.port)
+        bad.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Login"), (b"token", b"no")]))
+        assert Boxes(bad).next()[b"_error_code"] == b"AUTH_FAILED"
+        caller.sendall(raw_box([(b"_ask", b"99"), (b"_command", b"amp.Stats")]))
+        st = cgot.next()
+        codes = {e["code"]: e["count"] for e in decode_amplist(st[b"errors"].decode(
+            "utf-8", "surrogateescape"))}
+        assert codes.get("AUTH_FAILED") == 1 and codes.get("other") == 20, codes
+        assert not any(c.startswith("X") for c in codes), codes
+        status, body = http_get(mport, "/metrics")
+        assert 'amp_broker_errors{code="AUTH_FAILED"} 1\n' in body, body
+        assert 'amp_broker_errors{code="other"} 20\n' in body
+        assert 'code="X' not in body
+    finally:
+        b.stop()
+
+
+def test_commands_listing_follows_the_acl(tmp_path):
+    """amp.Commands shows a peer what it may call or serve, nothing else."""
+    acl = ("allow *            call     amp.Commands\n"
+           "allow user:alice   call     Sum\n"
+           "allow user:bob     call     Work.>\n"
+           "allow role:workers register Sum\n"
+           "allow role:workers register Work.*\n"
+           "allow role:admin   *        >\n")
+    b = token_broker(tmp_path, {"alice": "users", "bob": "users", "worker": "workers",
+                                "root": "admin"}, acl)
+    try:
+        w, wgot = token_login(b.port, "worker")
+        w.sendall(calls(b"amp.Register", b"command", [b"Sum", b"Work.a"], 1))
+        assert b"_answer" in wgot.next() and b"_answer" in wgot.next()
+
+        def listing(user):
+            s, got = token_login(b.port, user)
+            s.sendall(raw_box([(b"_ask", b"5"), (b"_command", b"amp.Commands")]))
+            entries = decode_amplist(got.next()[b"commands"].decode("utf-8", "surrogateescape"))
+            s.close()
+            return sorted(e["command"] for e in entries)
+
+        assert listing("alice") == ["Sum"]
+        assert listing("bob") == ["Work.a"]
+        assert listing("worker") == ["Sum", "Work.a"]
+        assert listing("root") == ["Sum", "Work.a"]
+    finally:
+        b.stop()
+
+
+# ---- logs: nothing a peer sends can forge a line or flood the log ---------------
+
+
+def test_log_lines_cannot_be_forged(tmp_path):
+    acl = "allow role:p register Job.>\n"
+    forged = b"x\n2026-01-01T00:00:00.000Z info  peer 1 (127.0.0.1:1) is admin (password)"
+    b = token_broker(tmp_path, {"prov": "p"}, acl, log=tmp_path / "broker.log")
+    try:
+        s = connect(b.port)
+        s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Login"), (b"username", forged),
+                           (b"password", b"pw")]))
+        assert Boxes(s).next()[b"_error_code"] == b"AUTH_FAILED"
+        prov, got = token_login(b.port, "prov")
+        prov.sendall(calls(b"amp.Register", b"command", [b"Job.\n" + forged[2:] + b"\x1b[2J"]))
+        assert b"_answer" in got.next()
+        prov.sendall(calls(b"amp.Register", b"command", [b"Nope\ninfo  peer 2 is admin"], 2))
+        assert got.next()[b"_error_code"] == b"PERMISSION_DENIED"
+    finally:
+        log = b.stop()
+    for ln in log.split(b"\n")[:-1]:  # every line is the broker's, none a forged one
+        assert re.match(rb"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn |info |debug) ",
+                        ln), ln
+        assert not ln.startswith(b"2026-01-01T00:00:00.000Z") and b"info  peer 2 is" not in \
+            ln.split(b" ", 1)[1][:25], ln
+    assert b"\x1b" not in log
+    assert b"x\\x0a2026-01-01T00:00:00.000Z info  peer 1" in log, log.decode(errors="replace")
+
+
+def test_log_volume_per_peer_is_bounded(tmp_path):
+    """20,000 registrations of 2,000-byte names write a bounded log: each
+    name is cut, and lines past a peer's rate are counted, not written."""
+    conf = tmp_path / "b.conf"
+    conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\nmax_command_name = 65535\n"
+                    "max_registrations = 100000\n")
+    b = LoggedBroker([BROKER, "--config", str(conf)], tmp_path / "broker.log")
+    try:
+        s = connect(b.port)
+        names = [b"%05d-" % i + b"n" * 2000 for i in range(20000)]
+        s.sendall(calls(b"amp.Register", b"command", names))
+        got = Boxes(s)
+        for _ in names:
+            assert b"_answer" in got.next()
+        st = stats(b.endpoint)
+        assert st["log_lines_suppressed"] > 19000, st
+        s.close()
+        assert wait_for(lambda: stats(b.endpoint)["connections"] == 1)
+    finally:
+        log = b.stop()
+    assert len(log) < 256 * 1024, len(log)
+    assert re.search(rb"peer 1: \d+ log lines suppressed", log), log[-2000:]
