@@ -1,12 +1,14 @@
 /* Outstanding calls: a slab of entries, an open-addressing hash from call id
  * to slab index (linear probing, backward-shift deletion) and a binary heap
- * of deadlines. Call ids are a counter, so they hash well as they are. */
+ * of deadlines. Call ids are a counter chosen by us, not by the peer, so a
+ * fixed mixer spreads them well. */
 #include "calltable.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define IDX(t, c) ((uint32_t)((c) - (t)->slab))
+#define MIN_CAP 64u
 
 static uint64_t mix(uint64_t x)
 {
@@ -19,10 +21,10 @@ static uint64_t mix(uint64_t x)
 int amp_calltable_init(amp_calltable *t)
 {
     memset(t, 0, sizeof *t);
-    t->hash = calloc(64, sizeof *t->hash);
+    t->hash = calloc(MIN_CAP, sizeof *t->hash);
     if (!t->hash)
         return -1;
-    t->hash_mask = 63;
+    t->hash_mask = MIN_CAP - 1;
     return 0;
 }
 
@@ -36,15 +38,36 @@ void amp_calltable_free(amp_calltable *t)
 
 void amp_calltable_clear(amp_calltable *t)
 {
-    memset(t->hash, 0, ((size_t)t->hash_mask + 1) * sizeof *t->hash);
-    t->heap_len = 0;
-    t->entries = t->live = 0;
-    t->free_head = 0;
-    for (uint32_t i = t->slab_cap; i-- > 0;) {
-        t->slab[i].used = 0;
-        t->slab[i].next_free = t->free_head;
-        t->free_head = i + 1;
+    free(t->slab);
+    free(t->heap);
+    t->slab = NULL;
+    t->heap = NULL;
+    t->slab_cap = t->free_head = t->heap_len = t->heap_cap = 0;
+    t->live = 0;
+    uint32_t *h = t->hash_mask + 1 > MIN_CAP ? realloc(t->hash, MIN_CAP * sizeof *h) : t->hash;
+    if (h) {
+        t->hash = h;
+        t->hash_mask = MIN_CAP - 1;
     }
+    memset(t->hash, 0, ((size_t)t->hash_mask + 1) * sizeof *t->hash);
+}
+
+/* Fill the zeroed hash `h` of new_size slots with every used slab entry and
+ * make it the table's. */
+static void fill_hash(amp_calltable *t, uint32_t *h, uint32_t new_size)
+{
+    uint32_t mask = new_size - 1;
+    for (uint32_t i = 0; i < t->slab_cap; i++) {
+        if (!t->slab[i].used)
+            continue;
+        uint32_t j = (uint32_t)mix(t->slab[i].id) & mask;
+        while (h[j])
+            j = (j + 1) & mask;
+        h[j] = i + 1;
+    }
+    free(t->hash);
+    t->hash = h;
+    t->hash_mask = mask;
 }
 
 static int rehash(amp_calltable *t, uint32_t new_size)
@@ -52,19 +75,7 @@ static int rehash(amp_calltable *t, uint32_t new_size)
     uint32_t *h = calloc(new_size, sizeof *h);
     if (!h)
         return -1;
-    uint32_t mask = new_size - 1;
-    for (uint32_t i = 0; i <= t->hash_mask; i++) {
-        uint32_t v = t->hash[i];
-        if (!v)
-            continue;
-        uint32_t j = (uint32_t)mix(t->slab[v - 1].id) & mask;
-        while (h[j])
-            j = (j + 1) & mask;
-        h[j] = v;
-    }
-    free(t->hash);
-    t->hash = h;
-    t->hash_mask = mask;
+    fill_hash(t, h, new_size);
     return 0;
 }
 
@@ -81,10 +92,10 @@ static uint32_t *slot_of(amp_calltable *t, uint64_t id)
 
 struct amp_call *amp_calltable_add(amp_calltable *t, uint64_t id)
 {
-    if ((t->entries + 1) * 2 > (size_t)t->hash_mask + 1 && rehash(t, (t->hash_mask + 1) * 2))
+    if ((t->live + 1) * 2 > (size_t)t->hash_mask + 1 && rehash(t, (t->hash_mask + 1) * 2))
         return NULL;
     if (!t->free_head) {
-        uint32_t cap = t->slab_cap ? t->slab_cap * 2 : 64;
+        uint32_t cap = t->slab_cap ? t->slab_cap * 2 : MIN_CAP;
         struct amp_call *s = realloc(t->slab, cap * sizeof *s);
         if (!s)
             return NULL;
@@ -106,7 +117,6 @@ struct amp_call *amp_calltable_add(amp_calltable *t, uint64_t id)
     while (t->hash[j])
         j = (j + 1) & t->hash_mask;
     t->hash[j] = idx + 1;
-    t->entries++;
     t->live++;
     return c;
 }
@@ -175,7 +185,7 @@ void amp_calltable_set_deadline(amp_calltable *t, struct amp_call *c, uint64_t d
 {
     heap_remove(t, c);
     if (t->heap_len == t->heap_cap) {
-        uint32_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
+        uint32_t cap = t->heap_cap ? t->heap_cap * 2 : MIN_CAP;
         uint32_t *h = realloc(t->heap, cap * sizeof *h);
         if (!h)
             return; /* no deadline rather than a crash; the call still completes */
@@ -207,15 +217,6 @@ int amp_calltable_next_deadline(const amp_calltable *t, uint64_t *deadline)
 
 /* ---- removal ---------------------------------------------------------- */
 
-void amp_calltable_mark_dead(amp_calltable *t, struct amp_call *c)
-{
-    heap_remove(t, c);
-    if (!c->dead) {
-        c->dead = 1;
-        t->live--;
-    }
-}
-
 void amp_calltable_remove(amp_calltable *t, struct amp_call *c)
 {
     heap_remove(t, c);
@@ -236,9 +237,7 @@ void amp_calltable_remove(amp_calltable *t, struct amp_call *c)
         }
         t->hash[i] = 0;
     }
-    if (!c->dead)
-        t->live--;
-    t->entries--;
+    t->live--;
     c->used = 0;
     c->next_free = t->free_head;
     t->free_head = IDX(t, c) + 1;
@@ -248,7 +247,7 @@ struct amp_call *amp_calltable_next_live(amp_calltable *t, uint32_t *cursor)
 {
     for (; *cursor < t->slab_cap; (*cursor)++) {
         struct amp_call *c = &t->slab[*cursor];
-        if (c->used && !c->dead)
+        if (c->used)
             return c;
     }
     return NULL;
@@ -257,4 +256,68 @@ struct amp_call *amp_calltable_next_live(amp_calltable *t, uint32_t *cursor)
 size_t amp_calltable_live(const amp_calltable *t)
 {
     return t->live;
+}
+
+static uint32_t pow2_at_least(size_t n)
+{
+    uint32_t p = MIN_CAP;
+    while (p < n)
+        p *= 2;
+    return p;
+}
+
+/* Move the calls to the front of a smaller slab: the heap keeps its order
+ * (only its indices change) and the hash is rebuilt. */
+static int shrink_slab(amp_calltable *t, uint32_t cap)
+{
+    struct amp_call *s = malloc((size_t)cap * sizeof *s);
+    if (!s)
+        return -1;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->slab_cap; i++) {
+        if (!t->slab[i].used)
+            continue;
+        s[n] = t->slab[i];
+        t->slab[i].next_free = n++; /* where it went, for the heap */
+    }
+    for (uint32_t i = 0; i < t->heap_len; i++)
+        t->heap[i] = t->slab[t->heap[i]].next_free;
+    free(t->slab);
+    t->slab = s;
+    t->slab_cap = cap;
+    t->free_head = 0;
+    for (uint32_t i = cap; i-- > n;) {
+        s[i].used = 0;
+        s[i].next_free = t->free_head;
+        t->free_head = i + 1;
+    }
+    return 0;
+}
+
+void amp_calltable_trim(amp_calltable *t)
+{
+    /* shrink by at least half once three quarters are unused, so that the
+     * cost of moving is paid for by the removals since the last growth */
+    if (t->slab_cap > MIN_CAP && t->live * 4 <= t->slab_cap) {
+        uint32_t cap = pow2_at_least(t->live * 2), hsize = pow2_at_least(t->live * 4);
+        uint32_t *h = cap < t->slab_cap ? calloc(hsize, sizeof *h) : NULL;
+        if (h && shrink_slab(t, cap) == 0)
+            fill_hash(t, h, hsize); /* the old hash points at the old slab */
+        else
+            free(h);
+    }
+    if (t->heap_cap > MIN_CAP && (size_t)t->heap_len * 4 <= t->heap_cap) {
+        uint32_t cap = pow2_at_least((size_t)t->heap_len * 2);
+        uint32_t *h = realloc(t->heap, (size_t)cap * sizeof *h);
+        if (h) {
+            t->heap = h;
+            t->heap_cap = cap;
+        }
+    }
+}
+
+size_t amp_calltable_memory(const amp_calltable *t)
+{
+    return (size_t)t->slab_cap * sizeof *t->slab + ((size_t)t->hash_mask + 1) * sizeof *t->hash +
+           (size_t)t->heap_cap * sizeof *t->heap;
 }

@@ -1,5 +1,9 @@
-/* Outstanding calls of a session: id -> call, plus a deadline heap.
- * Internal. Pointers to calls stay valid until the next amp_calltable_add(). */
+/* Outstanding calls of a session: id -> call, plus a deadline heap. Holds
+ * live calls only: a call that completes, times out or is cancelled leaves
+ * at once, so the table's memory follows the number of calls in flight
+ * (amp_calltable_trim() gives it back after a burst). Internal.
+ * Pointers to calls stay valid until the next amp_calltable_add() or
+ * amp_calltable_trim(). */
 #ifndef AMP_CALLTABLE_H
 #define AMP_CALLTABLE_H
 
@@ -15,7 +19,7 @@ struct amp_call {
     uint64_t deadline;
     uint32_t heap_pos;  /* 1-based position in the heap; 0: not there */
     uint32_t next_free; /* free list link while unused */
-    uint8_t used, dead, starttls;
+    uint8_t used, starttls;
 };
 
 typedef struct amp_calltable {
@@ -25,24 +29,26 @@ typedef struct amp_calltable {
     uint32_t hash_mask;
     uint32_t *heap;               /* slab indices ordered by deadline */
     uint32_t heap_len, heap_cap;
-    size_t entries, live;
+    size_t live;
 } amp_calltable;
 
 int amp_calltable_init(amp_calltable *t);
 void amp_calltable_free(amp_calltable *t);
-/* Drop every entry (after the session completed the live ones). */
+/* Drop every entry (after the session completed them) and the memory. */
 void amp_calltable_clear(amp_calltable *t);
 struct amp_call *amp_calltable_add(amp_calltable *t, uint64_t id);
 struct amp_call *amp_calltable_find(amp_calltable *t, uint64_t id);
 void amp_calltable_remove(amp_calltable *t, struct amp_call *c);
 void amp_calltable_set_deadline(amp_calltable *t, struct amp_call *c, uint64_t deadline);
-/* Completed locally but kept so that its late answer is recognised. */
-void amp_calltable_mark_dead(amp_calltable *t, struct amp_call *c);
-/* A live call whose deadline is <= now, or NULL. */
+/* A call whose deadline is <= now, or NULL. */
 struct amp_call *amp_calltable_due(amp_calltable *t, uint64_t now);
 int amp_calltable_next_deadline(const amp_calltable *t, uint64_t *deadline);
-/* The live call at or after slab index *cursor (which it advances), or NULL. */
+/* The call at or after slab index *cursor (which it advances), or NULL. */
 struct amp_call *amp_calltable_next_live(amp_calltable *t, uint32_t *cursor);
 size_t amp_calltable_live(const amp_calltable *t);
+/* Give memory back when most of it is unused (moves the calls). */
+void amp_calltable_trim(amp_calltable *t);
+/* Bytes of memory the table holds (slab, hash and heap). */
+size_t amp_calltable_memory(const amp_calltable *t);
 
 #endif

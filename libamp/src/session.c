@@ -5,6 +5,7 @@
 
 #include "amp/session.h"
 #include "calltable.h"
+#include "session_internal.h"
 #include "strmap.h"
 
 struct amp_request {
@@ -260,6 +261,19 @@ uint64_t amp_session_output_total(const amp_session *s)
 }
 
 /* ---- closing ----------------------------------------------------------- */
+
+/* Give back call table memory after a burst (never while closing, which
+ * walks the table). */
+static void trim_calls(amp_session *s)
+{
+    if (!s->closed)
+        amp_calltable_trim(&s->calls);
+}
+
+size_t amp__session_calltable_memory(const amp_session *s)
+{
+    return amp_calltable_memory(&s->calls);
+}
 
 static void complete(amp_session *s, struct amp_call *c, const amp_result *r)
 {
@@ -650,14 +664,20 @@ static void release_held(amp_session *s)
 static void dispatch_result(amp_session *s, const amp_box *box, const amp_message *m)
 {
     uint64_t id;
-    struct amp_call *c = parse_tag(m->tag, &id) ? NULL : amp_calltable_find(&s->calls, id);
-    if (!c) {
+    if (parse_tag(m->tag, &id)) {
         protocol_error(s, AMP_E_UNKNOWN_TAG);
         return;
     }
-    if (c->dead) { /* cancelled or timed out: the late answer is dropped */
-        amp_calltable_remove(&s->calls, c);
-        s->late_answers++;
+    struct amp_call *c = amp_calltable_find(&s->calls, id);
+    if (!c) {
+        /* Tags are a counter and the table holds only calls in flight, so
+         * a tag below the counter that is not there belongs to a call that
+         * already ended (timed out, cancelled, or sent without _ask): a late
+         * answer, dropped. A tag never issued is a protocol error. */
+        if (id < s->next_tag)
+            s->late_answers++;
+        else
+            protocol_error(s, AMP_E_UNKNOWN_TAG);
         return;
     }
     amp_result r = {AMP_OK, box, NULL, NULL};
@@ -674,10 +694,11 @@ static void dispatch_result(amp_session *s, const amp_box *box, const amp_messag
         /* calls made from the event may have moved the table; closing
          * completed this call too */
         c = s->closed ? NULL : amp_calltable_find(&s->calls, id);
-        if (!c || c->dead)
+        if (!c)
             return;
     }
     complete(s, c, &r);
+    trim_calls(s);
 }
 
 amp_err amp_session_feed(amp_session *s, const uint8_t *p, size_t n)
@@ -759,23 +780,25 @@ static amp_err do_call(amp_session *s, const uint8_t *command, size_t command_le
         c = amp_calltable_add(&s->calls, id);
         if (!c)
             return AMP_E_NOMEM;
+        /* set before writing: the events write_box fires may close the
+         * session, which must then complete this call like any other */
+        c->cb = cb;
+        c->user_data = user_data;
+        c->starttls = starttls;
     }
+    s->next_tag++; /* the counter advances for every call, as in Twisted; a
+                      call made from write_box's events takes the next tag */
     amp_err r = write_box(s, no_answer ? head + 1 : head, no_answer ? 1 : 2, args, n);
-    if (r != AMP_OK) {
+    if (r != AMP_OK) { /* no event ran: nothing else took a tag or moved the table */
+        s->next_tag--;
         if (c)
             amp_calltable_remove(&s->calls, c);
         return r;
     }
-    s->next_tag++; /* the counter advances for every call, as in Twisted */
-    if (c) {
-        c->cb = cb;
-        c->user_data = user_data;
-        c->starttls = starttls;
-        if (opts && opts->has_deadline)
-            amp_calltable_set_deadline(&s->calls, c, opts->deadline);
-        if (call_id)
-            *call_id = id;
-    }
+    if (c && call_id)
+        *call_id = id;
+    if (c && opts && opts->has_deadline && (c = amp_calltable_find(&s->calls, id)))
+        amp_calltable_set_deadline(&s->calls, c, opts->deadline); /* events may move it */
     return AMP_OK;
 }
 
@@ -808,18 +831,13 @@ amp_err amp_session_start_tls(amp_session *s, amp_result_cb cb, void *user_data)
     return r;
 }
 
-/* Complete a call locally (cancel, timeout) and keep its tag so that a late
- * answer is dropped rather than taken for a protocol error. */
+/* Complete a call locally (cancel, timeout). Its entry goes at once: a late
+ * answer is recognised by its tag (below next_tag, not in the table). */
 static void kill_call(amp_session *s, struct amp_call *c, int status)
 {
-    amp_result_cb cb = c->cb;
-    void *ud = c->user_data;
-    uint64_t id = c->id;
     int starttls = c->starttls;
-    amp_calltable_mark_dead(&s->calls, c);
     amp_result r = {status, NULL, NULL, NULL};
-    if (cb)
-        cb(s, id, &r, ud);
+    complete(s, c, &r);
     /* whether the peer is now speaking TLS is unknown: the connection is over */
     if (starttls)
         self_close(s, status);
@@ -830,10 +848,11 @@ amp_err amp_session_cancel(amp_session *s, uint64_t call_id)
     if (!s)
         return AMP_E_INVALID;
     struct amp_call *c = amp_calltable_find(&s->calls, call_id);
-    if (!c || c->dead)
+    if (!c)
         return AMP_E_INVALID;
     enter(s);
     kill_call(s, c, AMP_E_CANCELLED);
+    trim_calls(s);
     leave(s);
     return AMP_OK;
 }
@@ -846,6 +865,7 @@ void amp_session_expire(amp_session *s, uint64_t now)
     struct amp_call *c;
     while (!s->closed && (c = amp_calltable_due(&s->calls, now)))
         kill_call(s, c, AMP_E_TIMEOUT);
+    trim_calls(s);
     leave(s);
 }
 

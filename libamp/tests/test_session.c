@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "session_internal.h"
 #include "vectors.h"
 
 /* ---- a pair of sessions and a pump between them ------------------------ */
@@ -1117,5 +1118,125 @@ Test(session, a_call_that_cannot_be_encoded_writes_nothing)
             peer_init(&a, 0);
         }
     }
+    amp_session_free(a.s);
+}
+
+/* ---- calls that end locally leave the call table at once ------------------ */
+
+static void count_status(amp_session *s, uint64_t id, const amp_result *r, void *ud)
+{
+    int *counts = ud; /* [0]: timeouts, [1]: cancellations, [2]: others */
+    counts[r->status == AMP_E_TIMEOUT ? 0 : r->status == AMP_E_CANCELLED ? 1 : 2]++;
+}
+
+static void feed_result(struct peer *p, const char *role, uint64_t id)
+{
+    char tag[24];
+    snprintf(tag, sizeof tag, "%llx", (unsigned long long)id);
+    amp_buf b;
+    amp_buf_init(&b);
+    amp_encode_pair_str(&b, role, tag);
+    if (!strcmp(role, "_error")) {
+        amp_encode_pair_str(&b, "_error_code", "LATE");
+        amp_encode_pair_str(&b, "_error_description", "too late");
+    }
+    amp_encode_end(&b);
+    amp_session_feed(p->s, b.data, b.len);
+    amp_buf_free(&b);
+}
+
+#define MANY 100000
+
+Test(session, timed_out_calls_free_their_entries_and_late_answers_still_count)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    int counts[3] = {0, 0, 0};
+    size_t initial = amp__session_calltable_memory(a.s);
+    amp_call_opts opts = {0, 1, 10};
+    for (int i = 0; i < MANY; i++) {
+        cr_assert_eq(amp_session_call_str(a.s, "Never", NULL, 0, &opts, count_status, counts,
+                                          NULL), AMP_OK);
+        if (i % 1000 == 999) /* the peer reads, it just never answers */
+            amp_session_consume(a.s, out_len(&a));
+    }
+    size_t peak = amp__session_calltable_memory(a.s);
+    cr_assert(peak >= MANY * 16, "the table held every call: %zu bytes", peak);
+    amp_session_expire(a.s, 10);
+    cr_assert_eq(counts[0], MANY);
+    cr_assert_eq(amp_session_outstanding(a.s), 0);
+    size_t after = amp__session_calltable_memory(a.s);
+    cr_assert(after <= 16384,
+              "memory back to small: %zu bytes (peak %zu, initial %zu)", after, peak, initial);
+
+    /* cancelled calls leave too */
+    uint64_t ids[1000];
+    for (int i = 0; i < 1000; i++)
+        amp_session_call_str(a.s, "Never", NULL, 0, NULL, count_status, counts, &ids[i]);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(amp_session_cancel(a.s, ids[i]), AMP_OK);
+    cr_assert_eq(counts[1], 1000);
+    cr_assert(amp__session_calltable_memory(a.s) <= 16384);
+
+    /* late answers and errors for any of them are dropped and counted */
+    feed_result(&a, "_answer", 1);
+    feed_result(&a, "_answer", 50000);
+    feed_result(&a, "_error", MANY);
+    feed_result(&a, "_answer", ids[999]); /* a cancelled one */
+    cr_assert_eq(amp_session_late_answers(a.s), 4);
+    cr_assert_eq(a.protocol_errors, 0);
+    cr_assert(!amp_session_is_closed(a.s));
+    cr_assert_eq(counts[2], 0, "no call completed twice");
+
+    /* a call still in flight is answered normally */
+    static struct results res;
+    memset(&res, 0, sizeof res);
+    uint64_t live;
+    amp_session_call_str(a.s, "Live", NULL, 0, NULL, count_status, counts, &live);
+    feed_result(&a, "_answer", live);
+    cr_assert_eq(counts[2], 1);
+    cr_assert_eq(amp_session_late_answers(a.s), 4);
+
+    /* a tag never issued is still a protocol error */
+    feed_result(&a, "_answer", live + 1);
+    cr_assert_eq(a.protocol_errors, 1);
+    cr_assert_eq(a.last_protocol_error, AMP_E_UNKNOWN_TAG);
+    amp_session_free(a.s);
+
+    /* and so is a malformed one */
+    const char *bad[] = {"0", "01", "A", "x", "", "10000000000000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        peer_init(&a, 0);
+        amp_session_call_str(a.s, "X", NULL, 0, NULL, NULL, NULL, NULL);
+        amp_buf b;
+        amp_buf_init(&b);
+        amp_encode_pair_str(&b, "_answer", bad[i]);
+        amp_encode_end(&b);
+        amp_session_feed(a.s, b.data, b.len);
+        cr_assert_eq(a.last_protocol_error, AMP_E_UNKNOWN_TAG, "tag '%s'", bad[i]);
+        amp_buf_free(&b);
+        amp_session_free(a.s);
+    }
+}
+
+Test(session, steady_timeouts_keep_the_table_small)
+{
+    /* a provider that never answers, called for ever: the table holds only
+     * the calls of the last period */
+    struct peer a;
+    peer_init(&a, 0);
+    int counts[3] = {0, 0, 0};
+    size_t most = 0;
+    for (uint64_t t = 1; t <= 2000; t++) {
+        amp_call_opts opts = {0, 1, t + 5};
+        for (int i = 0; i < 50; i++)
+            amp_session_call_str(a.s, "Never", NULL, 0, &opts, count_status, counts, NULL);
+        amp_session_consume(a.s, out_len(&a));
+        amp_session_expire(a.s, t);
+        size_t m = amp__session_calltable_memory(a.s);
+        most = m > most ? m : most;
+    }
+    cr_assert_eq(counts[0], (2000 - 5) * 50);
+    cr_assert(most <= 64 * 1024, "at most %zu bytes for about 300 calls in flight", most);
     amp_session_free(a.s);
 }

@@ -166,8 +166,9 @@ AMP_API amp_err amp_session_call(amp_session *s, const uint8_t *command, size_t 
 AMP_API amp_err amp_session_call_str(amp_session *s, const char *command, const amp_pair *args,
                                      size_t n, const amp_call_opts *opts, amp_result_cb cb,
                                      void *user_data, uint64_t *call_id);
-/* Complete a call now with AMP_E_CANCELLED; its late answer is dropped.
- * AMP_E_INVALID if it is not outstanding. */
+/* Complete a call now with AMP_E_CANCELLED and free it; its late answer is
+ * dropped (amp_session_late_answers). AMP_E_INVALID if it is not
+ * outstanding. Cancelling a StartTLS call closes the session. */
 AMP_API amp_err amp_session_cancel(amp_session *s, uint64_t call_id);
 /* Complete every call whose deadline is <= now with AMP_E_TIMEOUT. */
 AMP_API void amp_session_expire(amp_session *s, uint64_t now);
@@ -179,7 +180,9 @@ AMP_API size_t amp_session_pending_requests(const amp_session *s);
 /* Change the decoder caps (see amp_decoder_set_limits). */
 AMP_API amp_err amp_session_set_limits(amp_session *s, const amp_limits *limits);
 /* Answers and errors that arrived after their call timed out or was
- * cancelled, and were dropped. */
+ * cancelled, and were dropped. An ended call leaves no state behind: any
+ * tag below the next one issued that is not in flight counts here (so does
+ * a second answer to a call); a tag never issued is a protocol error. */
 AMP_API uint64_t amp_session_late_answers(const amp_session *s);
 
 /* StartTLS, client side: sends the StartTLS call; later calls are held back
