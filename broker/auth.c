@@ -11,7 +11,6 @@
 
 #include "pattern.h"
 
-#define MIN_ITERATIONS 10000
 
 struct user {
     struct identity id;
@@ -22,7 +21,7 @@ struct user {
 
 struct rule {
     int allow;
-    char *subject;   /* "*", "user:NAME", "role:NAME", "anonymous" */
+    char *subject;   /* "*", "authenticated", "anonymous", "user:NAME", "role:NAME" */
     unsigned actions;
     char *pattern;
 };
@@ -34,6 +33,7 @@ struct auth {
     size_t nrules;
     struct identity anonymous;
     int anonymous_allowed;
+    char *dummy_hash; /* checked for unknown users: the default cost */
 };
 
 static int fail(char *err, size_t n, const char *file, int line, const char *why)
@@ -47,7 +47,7 @@ static int fail(char *err, size_t n, const char *file, int line, const char *why
 
 /* Names may not contain wildcard or separator characters: an identity can
  * then never widen a pattern it is written into. */
-static int good_name(const char *s)
+int auth_good_name(const char *s)
 {
     if (!*s)
         return 0;
@@ -70,7 +70,7 @@ static int parse_roles(const char *list, struct identity *id)
 {
     char *copy = strdup(list), *save = NULL;
     for (char *r = strtok_r(copy, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
-        if (!good_name(r)) {
+        if (!auth_good_name(r)) {
             free(copy);
             return -1;
         }
@@ -135,7 +135,11 @@ static int load_users(struct auth *a, const char *path, int tokens, char *err, s
             break;
         }
         *c1 = *c2 = 0;
-        if (!good_name(line)) {
+        if (strlen(line) > 255) {
+            bad = fail(err, n, path, lineno, "a user name is at most 255 bytes");
+            break;
+        }
+        if (!auth_good_name(line)) {
             bad = fail(err, n, path, lineno, "a user name may not be empty or contain "
                                              "* > . : , or spaces");
             break;
@@ -154,10 +158,14 @@ static int load_users(struct auth *a, const char *path, int tokens, char *err, s
             unsigned long iter;
             char salt[129], hash[129];
             if (sscanf(secret, "pbkdf2-sha256$%lu$%128[0-9a-f]$%128[0-9a-f]", &iter, salt,
-                       hash) != 3 || iter < MIN_ITERATIONS || strlen(hash) != 64)
+                       hash) != 3 || strlen(hash) != 64 || strlen(salt) % 2)
                 bad = fail(err, n, path, lineno,
                            "expected pbkdf2-sha256$ITERATIONS$SALT$HASH (amp-broker "
-                           "--hash-password makes one), at least 10000 iterations");
+                           "--hash-password makes one)");
+            else if (iter < AUTH_MIN_ITERATIONS || iter > AUTH_MAX_ITERATIONS)
+                bad = fail(err, n, path, lineno,
+                           "the iteration count must be between 10000 and 1000000 (more "
+                           "would let one login hold a worker for seconds)");
             else
                 u->pw_hash = strdup(secret);
         }
@@ -212,10 +220,12 @@ static int load_acl(struct auth *a, const char *path, char *err, size_t n)
             why = "expected: allow|deny SUBJECT ACTIONS PATTERN";
         else if (strcmp(verb, "allow") && strcmp(verb, "deny"))
             why = "a rule starts with allow or deny";
-        else if (strcmp(subject, "*") && strcmp(subject, "anonymous") &&
-                 !((!strncmp(subject, "user:", 5) && good_name(subject + 5)) ||
-                   (!strncmp(subject, "role:", 5) && good_name(subject + 5))))
-            why = "the subject is *, anonymous, user:NAME or role:NAME";
+        else if (strcmp(subject, "*") && strcmp(subject, "authenticated") &&
+                 strcmp(subject, "anonymous") &&
+                 !((!strncmp(subject, "user:", 5) && auth_good_name(subject + 5)) ||
+                   (!strncmp(subject, "role:", 5) && auth_good_name(subject + 5))))
+            why = "the subject is * (every peer), authenticated (every logged-in peer), "
+                  "anonymous, user:NAME or role:NAME";
         else if (!mask)
             why = "actions are call, register, publish, subscribe or *, comma separated";
         else {
@@ -241,6 +251,20 @@ static int load_acl(struct auth *a, const char *path, char *err, size_t n)
     return bad;
 }
 
+/* A hash string of the default cost with a random salt and a random
+ * "hash" that no password produces: checked in place of a missing one. */
+static char *make_dummy_hash(void)
+{
+    uint8_t raw[16 + 32];
+    char out[256];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return NULL;
+    int k = snprintf(out, sizeof out, "pbkdf2-sha256$%lu$", (unsigned long)AUTH_DEFAULT_ITERATIONS);
+    for (size_t i = 0; i < sizeof raw; i++)
+        k += snprintf(out + k, sizeof out - (size_t)k, i == 16 ? "$%02x" : "%02x", raw[i]);
+    return strdup(out);
+}
+
 auth *auth_load(const auth_files *files, char *err, size_t err_len)
 {
     struct auth *a = calloc(1, sizeof *a);
@@ -257,13 +281,15 @@ auth *auth_load(const auth_files *files, char *err, size_t err_len)
     if (!bad)
         bad = load_acl(a, files->acl_file, err, err_len);
     if (!bad && files->anonymous) {
-        if (!good_name(files->anonymous))
+        if (!auth_good_name(files->anonymous))
             bad = fail(err, err_len, "[auth]", 0, "bad anonymous role name");
         else {
             parse_roles(files->anonymous, &a->anonymous);
             a->anonymous_allowed = 1;
         }
     }
+    if (!bad && !(a->dummy_hash = make_dummy_hash()))
+        bad = fail(err, err_len, "[auth]", 0, "no random bytes for the dummy password hash");
     if (bad) {
         auth_free(a);
         return NULL;
@@ -286,6 +312,7 @@ void auth_free(auth *a)
     }
     free(a->rules);
     free_identity(&a->anonymous);
+    free(a->dummy_hash);
     free(a);
 }
 
@@ -296,13 +323,15 @@ static int pbkdf2(const char *password, size_t plen, const uint8_t *salt, size_t
                              out) == 1 ? 0 : -1;
 }
 
+/* The full PBKDF2 in every case where the string parses (it always does:
+ * the files were checked at load), so that timing says nothing. */
 static int check_password(const char *stored, const uint8_t *pw, size_t plen)
 {
     unsigned long iter;
     char salt_hex[129], hash_hex[129];
     uint8_t salt[64], want[32], got[32];
     if (sscanf(stored, "pbkdf2-sha256$%lu$%128[0-9a-f]$%128[0-9a-f]", &iter, salt_hex,
-               hash_hex) != 3)
+               hash_hex) != 3 || iter > AUTH_MAX_ITERATIONS)
         return 0;
     size_t slen = strlen(salt_hex) / 2;
     if (slen > sizeof salt || hex_decode(salt_hex, salt, slen) || hex_decode(hash_hex, want, 32))
@@ -312,39 +341,127 @@ static int check_password(const char *stored, const uint8_t *pw, size_t plen)
     return CRYPTO_memcmp(got, want, 32) == 0;
 }
 
-const struct identity *auth_password(const auth *a, const uint8_t *user, size_t ulen,
-                                     const uint8_t *password, size_t plen)
+void auth_credential_clear(auth_credential *c)
 {
-    char name[256];
-    if (ulen >= sizeof name)
+    free(c->pw_hash);
+    memset(c, 0, sizeof *c);
+}
+
+int auth_password_prepare(const auth *a, const uint8_t *user, size_t ulen,
+                          const uint8_t *password, size_t plen, auth_pw_job *job)
+{
+    memset(job, 0, sizeof *job);
+    struct user *u = NULL;
+    if (ulen < sizeof job->user && !memchr(user, 0, ulen)) {
+        memcpy(job->user, user, ulen);
+        job->user[ulen] = 0;
+        u = find_user((struct auth *)a, job->user);
+    }
+    job->real = u && u->pw_hash;
+    job->stored = strdup(job->real ? u->pw_hash : a->dummy_hash);
+    job->password = malloc(plen ? plen : 1);
+    if (!job->stored || !job->password) {
+        auth_password_release(job);
+        return -1;
+    }
+    memcpy(job->password, password, plen);
+    job->plen = plen;
+    return 0;
+}
+
+void auth_password_run(auth_pw_job *job)
+{
+    int ok = check_password(job->stored, job->password, job->plen);
+    job->ok = ok && job->real;
+}
+
+const struct identity *auth_password_finish(const auth *a, const auth_pw_job *job,
+                                            auth_credential *cred)
+{
+    if (!job->ok)
         return NULL;
-    memcpy(name, user, ulen);
-    name[ulen] = 0;
-    struct user *u = find_user((struct auth *)a, name);
-    if (!u || !u->pw_hash || !check_password(u->pw_hash, password, plen))
+    struct user *u = find_user((struct auth *)a, job->user);
+    if (!u || !u->pw_hash || strcmp(u->pw_hash, job->stored))
+        return NULL; /* reloaded meanwhile: the password checked is not current */
+    if (!(cred->pw_hash = strdup(job->stored)))
         return NULL;
+    cred->method = AUTH_BY_PASSWORD;
     return &u->id;
 }
 
-const struct identity *auth_token(const auth *a, const uint8_t *token, size_t n)
+void auth_password_release(auth_pw_job *job)
+{
+    if (job->password)
+        OPENSSL_cleanse(job->password, job->plen);
+    free(job->password);
+    free(job->stored);
+    job->password = NULL;
+    job->stored = NULL;
+}
+
+const struct identity *auth_password(const auth *a, const uint8_t *user, size_t ulen,
+                                     const uint8_t *password, size_t plen,
+                                     auth_credential *cred)
+{
+    auth_pw_job job;
+    if (auth_password_prepare(a, user, ulen, password, plen, &job))
+        return NULL;
+    auth_password_run(&job);
+    const struct identity *id = auth_password_finish(a, &job, cred);
+    auth_password_release(&job);
+    return id;
+}
+
+static const struct user *user_by_digest(const auth *a, const uint8_t digest[32])
+{
+    const struct user *found = NULL;
+    for (size_t i = 0; i < a->nusers; i++) /* every entry, in constant time each */
+        if (a->users[i].has_token && CRYPTO_memcmp(a->users[i].token, digest, 32) == 0)
+            found = &a->users[i];
+    return found;
+}
+
+const struct identity *auth_token(const auth *a, const uint8_t *token, size_t n,
+                                  auth_credential *cred)
 {
     uint8_t digest[32];
     unsigned int dl = 0;
     if (!EVP_Digest(token, n, digest, &dl, EVP_sha256(), NULL))
         return NULL;
-    const struct identity *found = NULL;
-    for (size_t i = 0; i < a->nusers; i++) /* every entry, in constant time each */
-        if (a->users[i].has_token && CRYPTO_memcmp(a->users[i].token, digest, 32) == 0)
-            found = &a->users[i].id;
-    return found;
+    const struct user *u = user_by_digest(a, digest);
+    if (!u)
+        return NULL;
+    cred->method = AUTH_BY_TOKEN;
+    memcpy(cred->digest, digest, 32);
+    return &u->id;
 }
 
 const struct identity *auth_user(const auth *a, const char *name)
 {
-    if (!strcmp(name, "anonymous"))
-        return auth_anonymous(a);
     struct user *u = find_user((struct auth *)a, name);
     return u ? &u->id : NULL;
+}
+
+const struct identity *auth_recheck(const auth *a, const char *user,
+                                    const auth_credential *cred)
+{
+    const struct user *u = find_user((struct auth *)a, user);
+    switch (cred->method) {
+    case AUTH_BY_ANONYMOUS:
+        return auth_anonymous(a);
+    case AUTH_BY_PASSWORD:
+        return u && u->pw_hash && cred->pw_hash && !strcmp(u->pw_hash, cred->pw_hash) ? &u->id
+                                                                                         : NULL;
+    case AUTH_BY_TOKEN: {
+        const struct user *t = user_by_digest(a, cred->digest);
+        return t && t == u ? &u->id : NULL;
+    }
+    case AUTH_BY_CERT:
+        return u ? &u->id : NULL;
+    case AUTH_BY_NONE:
+    default:
+        return NULL;
+    }
 }
 
 const struct identity *auth_anonymous(const auth *a)
@@ -352,9 +469,22 @@ const struct identity *auth_anonymous(const auth *a)
     return a->anonymous_allowed ? &a->anonymous : NULL;
 }
 
+size_t auth_allow_everyone_rules(const auth *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->nrules; i++)
+        n += a->rules[i].allow && !strcmp(a->rules[i].subject, "*");
+    return n;
+}
+
+/* "*" is every peer, anonymous ones included; "authenticated" every peer
+ * that logged in; "anonymous" only the others. Role rules apply to the
+ * anonymous role as to any other. */
 static int rule_applies(const struct rule *r, const struct identity *who, int anonymous)
 {
     if (!strcmp(r->subject, "*"))
+        return 1;
+    if (!strcmp(r->subject, "authenticated"))
         return !anonymous;
     if (!strcmp(r->subject, "anonymous"))
         return anonymous;
@@ -396,7 +526,7 @@ int auth_allowed(const auth *a, const struct identity *who, enum acl_action acti
 int auth_hash_password(const char *password, char *out, size_t out_len)
 {
     uint8_t salt[16], hash[32];
-    const unsigned long iter = 200000;
+    const unsigned long iter = AUTH_DEFAULT_ITERATIONS;
     if (RAND_bytes(salt, sizeof salt) != 1 ||
         pbkdf2(password, strlen(password), salt, sizeof salt, iter, hash))
         return -1;

@@ -27,6 +27,7 @@ struct settings {
     char *metrics_listen;
     int auth_on;             /* an [auth] section was given */
     char *auth_str[4];       /* password_file, tokens_file, acl_file, anonymous */
+    char *cert_match[3];     /* cert_identity_suffix, _domain, _prefix */
     char *owned[MAX_LISTEN];
     int nowned;
     int max_connections_set; /* given in the file; else derived from RLIMIT_NOFILE */
@@ -39,6 +40,8 @@ static void settings_free(struct settings *s)
         free(s->owned[i]);
     for (int i = 0; i < 4; i++)
         free(s->auth_str[i]);
+    for (int i = 0; i < 3; i++)
+        free(s->cert_match[i]);
     free(s->metrics_listen);
 }
 
@@ -79,6 +82,95 @@ static int parse_size(const char *value, size_t min, size_t max, size_t *out)
     return 0;
 }
 
+/* A whole number in [min, max] into *out; else a message and 0. */
+static int count_setting(const char *name, const char *value, size_t min, size_t max,
+                         size_t *out)
+{
+    if (!parse_size(value, min, max, out))
+        return 1;
+    fprintf(stderr, "amp-broker: %s must be a whole number from %zu to %zu\n", name, min, max);
+    return 0;
+}
+
+/* [auth] settings past the files: certificates and login limits. */
+static int auth_setting(struct settings *s, const char *name, const char *value)
+{
+    static const char *match_keys[] = {"cert_identity_suffix", "cert_identity_domain",
+                                       "cert_identity_prefix"};
+    router_config *rc = &s->router;
+    size_t v;
+    char *end;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, match_keys[i])) {
+            free(s->cert_match[i]);
+            s->cert_match[i] = strdup(value);
+            return 1;
+        }
+    if (!strcmp(name, "cert_identity")) {
+        int m = cert_mode_parse(value);
+        if (m < 0)
+            fprintf(stderr, "amp-broker: cert_identity is cn, san-dns, san-email, san-uri or "
+                            "none\n");
+        rc->cert_identity.mode = m < 0 ? CERT_NONE : (enum cert_mode)m;
+        return m >= 0;
+    }
+    if (!strcmp(name, "login_workers")) {
+        if (!count_setting(name, value, 1, 64, &v))
+            return 0;
+        rc->login_workers = (int)v;
+    } else if (!strcmp(name, "max_pending_logins")) {
+        if (!count_setting(name, value, 1, 1000000, &v))
+            return 0;
+        rc->max_pending_logins = (size_t)v;
+    } else if (!strcmp(name, "max_pending_logins_per_address")) {
+        if (!count_setting(name, value, 1, 1000000, &v))
+            return 0;
+        rc->max_pending_logins_per_address = (size_t)v;
+    } else if (!strcmp(name, "login_throttle_after")) {
+        if (!count_setting(name, value, 1, 1000000, &v))
+            return 0;
+        rc->login_throttle_after = (unsigned)v;
+    } else if (!strcmp(name, "max_connections_per_user")) {
+        if (!count_setting(name, value, 1, 100000000, &v))
+            return 0;
+        rc->max_connections_per_user = (size_t)v;
+    } else if (!strcmp(name, "login_throttle_max")) {
+        rc->login_throttle_max = strtod(value, &end);
+        if (end == value || *end || !(rc->login_throttle_max >= 0) ||
+            rc->login_throttle_max > 86400) {
+            fprintf(stderr, "amp-broker: login_throttle_max is seconds from 0 (off) to 86400\n");
+            return 0;
+        }
+    } else {
+        fprintf(stderr, "amp-broker: unknown setting '%s' in [auth]\n", name);
+        return 0;
+    }
+    return 1;
+}
+
+/* cert_identity and the one setting its mode needs, consistent. */
+static int cert_rule_setup(struct settings *s)
+{
+    cert_rule *r = &s->router.cert_identity;
+    int wanted = r->mode == CERT_SAN_DNS ? 0 : r->mode == CERT_SAN_EMAIL ? 1
+                 : r->mode == CERT_SAN_URI ? 2 : -1;
+    static const char *keys[] = {"cert_identity_suffix", "cert_identity_domain",
+                                 "cert_identity_prefix"};
+    for (int i = 0; i < 3; i++)
+        if (s->cert_match[i] && i != wanted) {
+            fprintf(stderr, "amp-broker: %s does not go with cert_identity = %s\n", keys[i],
+                    cert_mode_name(r->mode));
+            return -1;
+        }
+    r->match = wanted >= 0 ? s->cert_match[wanted] : NULL;
+    const char *why = cert_rule_check(r);
+    if (why) {
+        fprintf(stderr, "amp-broker: %s\n", why);
+        return -1;
+    }
+    return 0;
+}
+
 static int on_setting(void *ud, const char *section, const char *name, const char *value)
 {
     struct settings *s = ud;
@@ -96,14 +188,7 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
             s->router.login_timeout = strtod(value, &end);
             return !*end && s->router.login_timeout > 0;
         }
-        if (!strcmp(name, "cert_identity")) {
-            if (strcmp(value, "cn") && strcmp(value, "none"))
-                return 0;
-            s->router.cert_identity = !strcmp(value, "cn");
-            return 1;
-        }
-        fprintf(stderr, "amp-broker: unknown setting '%s' in [auth]\n", name);
-        return 0;
+        return auth_setting(s, name, value);
     }
     if (strcmp(section, "broker") && strcmp(section, "")) {
         fprintf(stderr, "amp-broker: unknown section [%s]\n", section);
@@ -266,6 +351,10 @@ static auth *load_auth(const struct settings *s)
     auth *a = auth_load(&f, err, sizeof err);
     if (!a)
         log_msg(LOG_ERROR, "authentication: %s", err);
+    else if (s->auth_str[3] && auth_allow_everyone_rules(a))
+        log_msg(LOG_WARN, "authentication: %zu 'allow *' rule(s) apply to anonymous peers too "
+                "('*' is every peer); write 'authenticated' for logged-in peers only",
+                auth_allow_everyone_rules(a));
     return a;
 }
 
@@ -288,8 +377,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         log_msg(LOG_ERROR, "SIGHUP: reload failed, keeping the previous users and ACL");
         return;
     }
-    router_set_auth(rl->r, a);
-    log_msg(LOG_INFO, "SIGHUP: users and ACL reloaded");
+    if (router_set_auth(rl->r, a) == 0)
+        log_msg(LOG_INFO, "SIGHUP: users and ACL reloaded");
 }
 
 static void on_accept(amp_listener *l, amp_conn *c, void *ud)
@@ -366,6 +455,12 @@ int main(int argc, char **argv)
     s.router.login_limits.max_keys = 16;
     s.router.login_limits.max_box_bytes = 4096;
     s.drain_timeout = 10;
+    s.router.login_workers = 2;
+    s.router.max_pending_logins = 64;
+    s.router.max_pending_logins_per_address = 4;
+    s.router.login_throttle_after = 5;
+    s.router.login_throttle_max = 30;
+    s.router.max_connections_per_user = 256;
     const char *config = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
@@ -426,7 +521,7 @@ int main(int argc, char **argv)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
 
     s.router.limits = s.conn.limits;
-    if (fit_connections(&s)) {
+    if (fit_connections(&s) || cert_rule_setup(&s)) {
         settings_free(&s);
         return 2;
     }
@@ -438,7 +533,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(0);
     router *r = router_new(loop, &s.router);
-    router_set_auth(r, a);
+    if (router_set_auth(r, a)) {
+        router_free(r);
+        settings_free(&s);
+        return 1;
+    }
     amp_listener *listeners[MAX_LISTEN] = {0};
     int status = 0;
     for (int i = 0; i < s.nlisten && !status; i++) {

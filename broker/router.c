@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hasher.h"
 #include "log.h"
 #include "pattern.h"
 #include "strmap.h"
+#include "throttle.h"
 
 enum policy { POLICY_ROUNDROBIN, POLICY_RANDOM, POLICY_FIRST, POLICY_LEAST_BUSY };
 static const char *policy_names[] = {"roundrobin", "random", "first", "least-busy"};
@@ -29,6 +31,11 @@ struct peer {
     int slow;     /* marked for disconnection as a slow consumer */
     const struct identity *who; /* with auth: NULL until logged in */
     char *user;                /* the identity's name, to find it again */
+    auth_credential cred;      /* how it logged in, checked again on reload */
+    int counted;               /* counted in the router's user_conns */
+    struct login *login;       /* its password check, while one runs */
+    uint8_t source[17];        /* its address (IPv6: the /64), or UNIX peer */
+    size_t source_len;         /* uid: the key of per-address login limits */
     ev_timer login_timer;
     double over_soft_since; /* when its output went over the soft cap; 0: not */
     struct command **regs;  /* what it serves: a close visits only these */
@@ -63,7 +70,8 @@ static const char *const broker_codes[] = {
     "UNHANDLED",     "TIMEOUT",       "PROVIDER_LOST",     "OVERLOADED",
     "SHUTTING_DOWN", "AUTH_REQUIRED", "AUTH_FAILED",       "PERMISSION_DENIED",
     "BAD_REQUEST",   "POLICY_CONFLICT", "NOT_REGISTERED",  "NOT_SUBSCRIBED",
-    "LIMIT_EXCEEDED", "TOO_LARGE",    "UNKNOWN",
+    "LIMIT_EXCEEDED", "TOO_LARGE",    "UNKNOWN",           "LOGIN_BUSY",
+    "LOGIN_THROTTLED", "TOO_MANY_CONNECTIONS",
 };
 #define N_BROKER_CODES (sizeof broker_codes / sizeof broker_codes[0])
 /* Connection close reasons are libamp's error codes (a small fixed set). */
@@ -83,6 +91,10 @@ struct router {
     int draining;
     size_t inflight;
     auth *auth;
+    hasher *hasher;           /* password checks off the loop */
+    throttle *fail_users, *fail_sources;
+    struct login *logins;     /* password checks submitted, not yet done */
+    amp_strmap user_conns;    /* user name -> size_t: its logged-in connections */
     ev_timer soft_cap_timer;
     log_bucket refusals_log; /* refused connections: one bucket for all */
     struct {
@@ -91,7 +103,9 @@ struct router {
             late_answers_dropped, answers_to_gone_callers, bytes_in_closed, bytes_out_closed,
             connections_refused, logins, logins_failed, denials, login_timeouts, calls_refused,
             protocol_errors, slow_connections_closed, registrations_refused,
-            subscriptions_refused, answers_failed;
+            subscriptions_refused, answers_failed, logins_busy,
+            logins_throttled, logins_over_user_cap, cert_identities_refused,
+            credentials_revoked;
         uint64_t codes[N_BROKER_CODES];
         uint64_t other_codes; /* relayed from providers, and anything unknown */
         struct {
@@ -99,6 +113,20 @@ struct router {
             uint64_t n;
         } closes[MAX_CLOSE_REASONS];
     } stats;
+};
+
+#define THROTTLE_SLOTS 4096 /* per table (users, addresses): 128 KiB each */
+
+/* A password check on the worker pool. */
+struct login {
+    hasher_task task; /* first: the pool hands back &task */
+    router *r;
+    struct peer *peer; /* NULL once it is gone: the result is dropped */
+    amp_request *req;
+    auth_pw_job job;
+    uint8_t source[17];
+    size_t source_len;
+    struct login *prev, *next;
 };
 
 struct relay {
@@ -722,6 +750,16 @@ static size_t stats_table(router *r, struct counter_row *t)
         {"logins", "successful logins", r->stats.logins, 0},
         {"logins_failed", "failed logins", r->stats.logins_failed, 0},
         {"login_timeouts", "connections closed for not logging in", r->stats.login_timeouts, 0},
+        {"logins_busy", "logins refused (LOGIN_BUSY) over max_pending_logins, globally or per "
+         "address", r->stats.logins_busy, 0},
+        {"logins_throttled", "logins refused (LOGIN_THROTTLED) after recent failures of the "
+         "user or address", r->stats.logins_throttled, 0},
+        {"logins_over_user_cap", "logins refused over max_connections_per_user",
+         r->stats.logins_over_user_cap, 0},
+        {"cert_identities_refused", "verified client certificates that named no user",
+         r->stats.cert_identities_refused, 0},
+        {"credentials_revoked", "connections closed by a reload: their credential no longer "
+         "verifies", r->stats.credentials_revoked, 0},
         {"denials", "requests refused by the ACL", r->stats.denials, 0},
         {"slow_connections_closed", "connections closed for output held over the soft cap",
          r->stats.slow_connections_closed, 0},
@@ -829,16 +867,203 @@ void router_metrics(router *r, amp_buf *out)
 
 /* ---- dispatch --------------------------------------------------------------------- */
 
-static void logged_in(struct peer *p, const struct identity *id, const char *how)
+/* ---- logins ----------------------------------------------------------------------- */
+
+/* Logged-in connections per user (not anonymous ones), for
+ * max_connections_per_user. */
+static size_t *user_conns(router *r, const char *name, int create)
+{
+    size_t *n = amp_strmap_get(&r->user_conns, (const uint8_t *)name, strlen(name));
+    if (!n && create && (n = calloc(1, sizeof *n)) &&
+        amp_strmap_put(&r->user_conns, (const uint8_t *)name, strlen(name), n)) {
+        free(n);
+        n = NULL;
+    }
+    return n;
+}
+
+static void uncount_user(router *r, struct peer *p)
+{
+    size_t *n = p->counted ? user_conns(r, p->user, 0) : NULL;
+    p->counted = 0;
+    if (n && --*n == 0)
+        free(amp_strmap_remove(&r->user_conns, (const uint8_t *)p->user, strlen(p->user)));
+}
+
+/* Would p logging in as `name` exceed max_connections_per_user? */
+static int over_user_cap(router *r, struct peer *p, const char *name)
+{
+    if (!r->cfg.max_connections_per_user)
+        return 0;
+    size_t *n = user_conns(r, name, 0), have = n ? *n : 0;
+    if (p->counted && !strcmp(p->user, name))
+        have--; /* logging in again as itself */
+    return have >= r->cfg.max_connections_per_user;
+}
+
+/* Takes over *cred. */
+static void logged_in(struct peer *p, const struct identity *id, auth_credential *cred,
+                      const char *how)
 {
     router *r = p->r;
+    uncount_user(r, p);
     p->who = id;
     free(p->user);
     p->user = strdup(id->name);
+    auth_credential_clear(&p->cred);
+    p->cred = *cred;
+    memset(cred, 0, sizeof *cred);
+    if (p->user && p->cred.method != AUTH_BY_ANONYMOUS) {
+        size_t *n = user_conns(r, p->user, 1);
+        if (n) {
+            ++*n;
+            p->counted = 1;
+        }
+    }
     ev_timer_stop(r->loop, &p->login_timer);
     amp_session_set_limits(amp_conn_session(p->conn), &r->cfg.limits);
     log_msg(LOG_INFO, "peer %llu (%s) is %s (%s)", (unsigned long long)p->id,
             amp_conn_peer_name(p->conn), id->name, how);
+}
+
+static void login_failed(router *r, struct peer *p, amp_request *req, const amp_pair *user)
+{
+    r->stats.logins_failed++;
+    count_error(r, (const uint8_t *)"AUTH_FAILED", 11);
+    char name[LOG_FIELD_BUF];
+    log_peer(&p->log, LOG_WARN, "peer %llu (%s): login failed%s%s", (unsigned long long)p->id,
+             amp_conn_peer_name(p->conn), user ? " for " : "",
+             user ? log_field(name, user->value, user->value_len) : "");
+    amp_request_error(req, "AUTH_FAILED", "bad credentials", 1); /* and close */
+}
+
+/* The identity is right, the connection cap decides; takes over *cred. */
+static void login_accepted(router *r, struct peer *p, amp_request *req,
+                           const struct identity *id, auth_credential *cred, const char *how)
+{
+    if (over_user_cap(r, p, id->name)) {
+        auth_credential_clear(cred);
+        r->stats.logins_over_user_cap++;
+        log_msg(LOG_WARN, "peer %llu (%s): %s has max_connections_per_user (%zu) open, "
+                "login refused", (unsigned long long)p->id, amp_conn_peer_name(p->conn),
+                id->name, r->cfg.max_connections_per_user);
+        count_error(r, (const uint8_t *)"TOO_MANY_CONNECTIONS", 20);
+        amp_request_error(req, "TOO_MANY_CONNECTIONS",
+                          "this user has max_connections_per_user connections open", 1);
+        return;
+    }
+    r->stats.logins++;
+    logged_in(p, id, cred, how);
+    amp_pair who = {(const uint8_t *)"identity", 8, (const uint8_t *)id->name, strlen(id->name)};
+    amp_request_answer(req, &who, 1);
+}
+
+static void login_run(hasher_task *t)
+{
+    auth_password_run(&((struct login *)t)->job);
+}
+
+/* Back on the loop: answer, unless the peer left meanwhile. */
+static void login_done(hasher_task *t)
+{
+    struct login *l = (struct login *)t;
+    router *r = l->r;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        r->logins = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    struct peer *p = l->peer;
+    if (p) {
+        p->login = NULL;
+        auth_credential cred = {0};
+        const struct identity *id =
+            t->ran && r->auth ? auth_password_finish(r->auth, &l->job, &cred) : NULL;
+        amp_pair user = {(const uint8_t *)"username", 8, (const uint8_t *)l->job.user,
+                         strlen(l->job.user)};
+        if (!id) {
+            double now = ev_now(r->loop);
+            throttle_failed(r->fail_users, l->job.user, strlen(l->job.user), now);
+            throttle_failed(r->fail_sources, l->source, l->source_len, now);
+            login_failed(r, p, l->req, &user);
+        } else {
+            throttle_succeeded(r->fail_users, l->job.user, strlen(l->job.user));
+            login_accepted(r, p, l->req, id, &cred, "password");
+        }
+    }
+    auth_password_release(&l->job);
+    free(l);
+}
+
+static size_t logins_from(router *r, const struct peer *p)
+{
+    size_t n = 0;
+    for (struct login *l = r->logins; l; l = l->next)
+        n += l->source_len == p->source_len && !memcmp(l->source, p->source, p->source_len);
+    return n;
+}
+
+/* 1 (and answered) if the user or the address failed too often lately. */
+static int throttled(router *r, struct peer *p, amp_request *req, const amp_pair *user)
+{
+    double now = ev_now(r->loop);
+    double wait = throttle_wait(r->fail_sources, p->source, p->source_len, now);
+    if (user) {
+        double w = throttle_wait(r->fail_users, user->value, user->value_len, now);
+        wait = w > wait ? w : wait;
+    }
+    if (wait <= 0)
+        return 0;
+    r->stats.logins_throttled++;
+    log_peer(&p->log, LOG_DEBUG, "peer %llu (%s): login throttled for %.1f s",
+             (unsigned long long)p->id, amp_conn_peer_name(p->conn), wait);
+    char d[96];
+    snprintf(d, sizeof d, "too many failed logins lately: try again in %.0f s", wait + 0.5);
+    fail(r, req, "LOGIN_THROTTLED", d);
+    return 1;
+}
+
+static void login_busy(router *r, struct peer *p, amp_request *req, const char *why)
+{
+    r->stats.logins_busy++;
+    log_peer(&p->log, LOG_DEBUG, "peer %llu (%s): login refused: %s", (unsigned long long)p->id,
+             amp_conn_peer_name(p->conn), why);
+    fail(r, req, "LOGIN_BUSY", why);
+}
+
+/* Hash on the worker pool, within the global and per-address bounds. */
+static void password_login(router *r, struct peer *p, amp_request *req, const amp_pair *user,
+                           const amp_pair *pw)
+{
+    if (hasher_pending(r->hasher) >= r->cfg.max_pending_logins) {
+        login_busy(r, p, req, "too many logins in progress: try again later");
+        return;
+    }
+    if (logins_from(r, p) >= r->cfg.max_pending_logins_per_address) {
+        login_busy(r, p, req, "too many logins in progress from this address: try again later");
+        return;
+    }
+    struct login *l = calloc(1, sizeof *l);
+    if (!l || auth_password_prepare(r->auth, user->value, user->value_len, pw->value,
+                                    pw->value_len, &l->job)) {
+        free(l);
+        fail(r, req, "UNKNOWN", "Unknown Error");
+        return;
+    }
+    l->task.run = login_run;
+    l->task.done = login_done;
+    l->r = r;
+    l->peer = p;
+    l->req = req;
+    memcpy(l->source, p->source, p->source_len);
+    l->source_len = p->source_len;
+    l->next = r->logins;
+    if (r->logins)
+        r->logins->prev = l;
+    r->logins = l;
+    p->login = l;
+    hasher_submit(r->hasher, &l->task);
 }
 
 static void do_login(router *r, struct peer *p, amp_request *req, const amp_box *box)
@@ -847,26 +1072,27 @@ static void do_login(router *r, struct peer *p, amp_request *req, const amp_box 
         amp_request_answer(req, NULL, 0); /* nothing to log in to */
         return;
     }
-    const amp_pair *tok = arg(box, "token"), *user = arg(box, "username"),
-                   *pw = arg(box, "password");
-    const struct identity *id = NULL;
-    if (tok)
-        id = auth_token(r->auth, tok->value, tok->value_len);
-    else if (user && pw)
-        id = auth_password(r->auth, user->value, user->value_len, pw->value, pw->value_len);
-    if (!id) {
-        r->stats.logins_failed++;
-        count_error(r, (const uint8_t *)"AUTH_FAILED", 11);
-        log_msg(LOG_WARN, "peer %llu (%s): login failed%s%.*s", (unsigned long long)p->id,
-                amp_conn_peer_name(p->conn), user ? " for " : "", user ? (int)user->value_len : 0,
-                user ? (const char *)user->value : "");
-        amp_request_error(req, "AUTH_FAILED", "bad credentials", 1); /* and close */
+    if (p->login) {
+        login_busy(r, p, req, "a login is already in progress on this connection");
         return;
     }
-    r->stats.logins++;
-    logged_in(p, id, tok ? "token" : "password");
-    amp_pair who = {(const uint8_t *)"identity", 8, (const uint8_t *)id->name, strlen(id->name)};
-    amp_request_answer(req, &who, 1);
+    const amp_pair *tok = arg(box, "token"), *user = arg(box, "username"),
+                   *pw = arg(box, "password");
+    if (throttled(r, p, req, tok ? NULL : user))
+        return;
+    if (!tok && user && pw) {
+        password_login(r, p, req, user, pw);
+        return;
+    }
+    auth_credential cred = {0};
+    const struct identity *id = tok ? auth_token(r->auth, tok->value, tok->value_len, &cred)
+                                    : NULL;
+    if (!id) {
+        throttle_failed(r->fail_sources, p->source, p->source_len, ev_now(r->loop));
+        login_failed(r, p, req, user);
+        return;
+    }
+    login_accepted(r, p, req, id, &cred, "token");
 }
 
 static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *ud)
@@ -912,6 +1138,19 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
         route_call(r, p, req, box);
 }
 
+/* The peer is going: its password check, if one runs, is dropped when it
+ * comes back; its user count and credential go. */
+static void forget_login(router *r, struct peer *p)
+{
+    if (p->login)
+        p->login->peer = NULL;
+    p->login = NULL;
+    uncount_user(r, p);
+    auth_credential_clear(&p->cred);
+    free(p->user);
+    p->user = NULL;
+}
+
 static void on_closed(amp_conn *c, int reason, void *ud)
 {
     struct peer *p = ud;
@@ -943,7 +1182,7 @@ static void on_closed(amp_conn *c, int reason, void *ud)
             *amp_conn_error_text(c) ? ": " : "", amp_conn_error_text(c));
     log_peer_flush(&p->log);
     ev_timer_stop(r->loop, &p->login_timer);
-    free(p->user);
+    forget_login(r, p);
     free(p);
 }
 
@@ -956,20 +1195,83 @@ static void login_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     amp_conn_abort(p->conn);
 }
 
-/* TLS is up: a verified client certificate may name the user. */
+/* TLS is up: a verified client certificate may name the user, by the
+ * configured rule (certid.h) applied to its parsed names. */
 static void on_ready(amp_conn *c, void *ud)
 {
     struct peer *p = ud;
     router *r = p->r;
-    const char *subject = amp_conn_peer_subject(c);
-    const char *cn = subject ? strstr(subject, "/CN=") : NULL;
-    if (!r->auth || !r->cfg.cert_identity || !cn || (p->who && p->who != auth_anonymous(r->auth)))
+    const cert_rule *rule = &r->cfg.cert_identity;
+    const uint8_t *der;
+    size_t len;
+    if (!r->auth || rule->mode == CERT_NONE ||
+        (p->who && p->cred.method != AUTH_BY_ANONYMOUS) ||
+        amp_conn_peer_certificate_der(c, &der, &len))
         return;
     char name[256];
-    snprintf(name, sizeof name, "%.*s", (int)strcspn(cn + 4, "/"), cn + 4);
-    const struct identity *id = auth_user(r->auth, name);
-    if (id)
-        logged_in(p, id, "client certificate");
+    const char *why = NULL;
+    const struct identity *id = NULL;
+    if (!cert_identity_name(rule, der, len, name, sizeof name, &why) &&
+        !(id = auth_user(r->auth, name)))
+        why = "no such user";
+    if (!id) {
+        r->stats.cert_identities_refused++;
+        log_peer(&p->log, LOG_WARN, "peer %llu (%s): its client certificate names no user "
+                 "(cert_identity = %s): %s", (unsigned long long)p->id, amp_conn_peer_name(c),
+                 cert_mode_name(rule->mode), why);
+        return;
+    }
+    if (over_user_cap(r, p, id->name)) {
+        r->stats.logins_over_user_cap++;
+        log_msg(LOG_WARN, "peer %llu (%s): %s has max_connections_per_user (%zu) open, "
+                "closing", (unsigned long long)p->id, amp_conn_peer_name(c), id->name,
+                r->cfg.max_connections_per_user);
+        amp_conn_abort(c);
+        return;
+    }
+    auth_credential cred = {0};
+    cred.method = AUTH_BY_CERT;
+    cred.cert_mode = (int)rule->mode;
+    logged_in(p, id, &cred, "client certificate");
+}
+
+/* The key of per-address login limits: the IPv4 address, the /64 of an
+ * IPv6 one (one host holds many of those), the uid of a UNIX peer. */
+static void source_key(struct peer *p)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = amp_conn_fd(p->conn);
+    p->source[0] = '?';
+    p->source_len = 1;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        p->source[0] = '4';
+        memcpy(p->source + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        p->source_len = 5;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        int v4 = IN6_IS_ADDR_V4MAPPED(a);
+        p->source[0] = v4 ? '4' : '6';
+        memcpy(p->source + 1, v4 ? a->s6_addr + 12 : a->s6_addr, v4 ? 4 : 8);
+        p->source_len = v4 ? 5 : 9;
+    } else if (ss.ss_family == AF_UNIX) {
+        struct ucred uc;
+        socklen_t ul = sizeof uc;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0) {
+            p->source[0] = 'u';
+            memcpy(p->source + 1, &uc.uid, sizeof uc.uid);
+            p->source_len = 1 + sizeof uc.uid;
+        }
+    }
+}
+
+static void anonymous_login(struct peer *p, const struct identity *id)
+{
+    auth_credential cred = {0};
+    cred.method = AUTH_BY_ANONYMOUS;
+    logged_in(p, id, &cred, "anonymous");
 }
 
 void router_accept(router *r, amp_conn *c)
@@ -990,6 +1292,7 @@ void router_accept(router *r, amp_conn *c)
     p->conn = c;
     p->id = ++r->next_peer_id;
     p->log.id = p->id;
+    source_key(p);
     p->next = r->peers;
     if (r->peers)
         r->peers->prev = p;
@@ -1003,7 +1306,7 @@ void router_accept(router *r, amp_conn *c)
     p->login_timer.data = p;
     if (r->auth) {
         if (auth_anonymous(r->auth))
-            logged_in(p, auth_anonymous(r->auth), "anonymous");
+            anonymous_login(p, auth_anonymous(r->auth));
         else { /* tight caps and a deadline until it logs in */
             amp_session_set_limits(amp_conn_session(c), &r->cfg.login_limits);
             ev_timer_start(r->loop, &p->login_timer);
@@ -1075,8 +1378,45 @@ static void recheck_subscriptions(router *r, struct peer *p)
     free(rv.v);
 }
 
-void router_set_auth(router *r, auth *a)
+static const char *revoked_why(const auth_credential *c)
 {
+    switch (c->method) {
+    case AUTH_BY_PASSWORD: return "user or password changed";
+    case AUTH_BY_TOKEN: return "token removed or changed";
+    case AUTH_BY_CERT: return "user removed";
+    case AUTH_BY_ANONYMOUS: return "anonymous access removed";
+    default: return "no credential";
+    }
+}
+
+/* The login worker pool and the failure tables, made when authentication
+ * is first installed (a broker without it needs no threads). */
+static int start_logins(router *r)
+{
+    if (r->hasher)
+        return 0;
+    char err[256];
+    r->fail_users = throttle_new(THROTTLE_SLOTS, r->cfg.login_throttle_after,
+                                 r->cfg.login_throttle_max);
+    r->fail_sources = throttle_new(THROTTLE_SLOTS, r->cfg.login_throttle_after,
+                                   r->cfg.login_throttle_max);
+    if (!r->fail_users || !r->fail_sources) {
+        log_msg(LOG_ERROR, "no memory for the login failure tables");
+        return -1;
+    }
+    if (!(r->hasher = hasher_new(r->loop, r->cfg.login_workers, err, sizeof err))) {
+        log_msg(LOG_ERROR, "login workers: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int router_set_auth(router *r, auth *a)
+{
+    if (a && start_logins(r)) {
+        auth_free(a);
+        return -1;
+    }
     auth *old = r->auth;
     r->auth = a;
     for (struct peer *p = r->peers, *next; p; p = next) {
@@ -1087,15 +1427,19 @@ void router_set_auth(router *r, auth *a)
         }
         if (!p->user) {
             if (auth_anonymous(a))
-                logged_in(p, auth_anonymous(a), "anonymous");
+                anonymous_login(p, auth_anonymous(a));
             else if (!ev_is_active(&p->login_timer))
                 ev_timer_start(r->loop, &p->login_timer);
             continue;
         }
-        p->who = auth_user(a, p->user);
+        /* what it logged in with must still verify: the same password
+         * hash, the same token, the user still there */
+        p->who = auth_recheck(a, p->user, &p->cred);
         if (!p->who) {
-            log_msg(LOG_WARN, "peer %llu (%s): %s is no longer allowed, disconnecting",
-                    (unsigned long long)p->id, amp_conn_peer_name(p->conn), p->user);
+            r->stats.credentials_revoked++;
+            log_msg(LOG_WARN, "peer %llu (%s): %s is no longer allowed (%s), disconnecting",
+                    (unsigned long long)p->id, amp_conn_peer_name(p->conn), p->user,
+                    revoked_why(&p->cred));
             amp_conn_abort(p->conn); /* on_closed unlinks and frees p */
             continue;
         }
@@ -1103,6 +1447,7 @@ void router_set_auth(router *r, auth *a)
         recheck_subscriptions(r, p);
     }
     auth_free(old);
+    return 0;
 }
 
 void router_drain(router *r)
@@ -1151,6 +1496,11 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         free(r);
         return NULL;
     }
+    if (amp_strmap_init(&r->user_conns)) {
+        amp_strmap_free(&r->commands);
+        free(r);
+        return NULL;
+    }
     r->loop = loop;
     r->cfg = *cfg;
     /* zeroes: no limit (a value can never be longer than this) */
@@ -1160,6 +1510,14 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         r->cfg.max_subscriptions = SIZE_MAX;
     if (!r->cfg.max_command_name)
         r->cfg.max_command_name = AMP_MAX_VALUE_LEN;
+    if (r->cfg.login_workers <= 0)
+        r->cfg.login_workers = 2;
+    if (!r->cfg.max_pending_logins)
+        r->cfg.max_pending_logins = 64;
+    if (!r->cfg.max_pending_logins_per_address)
+        r->cfg.max_pending_logins_per_address = 4;
+    if (!r->cfg.login_throttle_after)
+        r->cfg.login_throttle_after = 5;
     r->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
     r->started = ev_now(loop);
     r->refusals_log.name = "refused connections";
@@ -1181,6 +1539,10 @@ void router_free(router *r)
      * subscriptions: the command table and the subscriptions end empty */
     while (r->peers)
         amp_conn_abort(r->peers->conn);
+    hasher_free(r->hasher); /* the peers are gone: their checks are dropped */
+    throttle_free(r->fail_users);
+    throttle_free(r->fail_sources);
+    amp_strmap_free(&r->user_conns);
     amp_strmap_free(&r->commands);
     auth_free(r->auth);
     free(r->subs);

@@ -8,6 +8,7 @@
 
 #include "amp/amp.h"
 #include "auth.h"
+#include "certid.h"
 
 typedef enum slow_policy { SLOW_DROP = 0, SLOW_DISCONNECT = 1 } slow_policy;
 
@@ -20,8 +21,8 @@ typedef struct router_config {
     slow_policy slow_consumer;
     size_t max_connections;     /* more are refused (closed at once) */
     double login_timeout;       /* with auth: seconds to log in */
-    int cert_identity;          /* with auth: a verified client certificate's
-                                   CN names the user */
+    cert_rule cert_identity;    /* with auth: how a verified client
+                                   certificate names the user (certid.h) */
     amp_limits limits;          /* decoder caps after login (or without auth) */
     amp_limits login_limits;    /* decoder caps before login */
     size_t max_calls_in_flight; /* per connection: more get OVERLOADED */
@@ -33,6 +34,15 @@ typedef struct router_config {
     size_t max_command_name;    /* longest name registered or pattern
                                    subscribed (bytes); longer: LIMIT_EXCEEDED */
     /* (zero in any of the three: no limit) */
+    /* logins (with auth); see README, "Security and limits" */
+    int login_workers;                     /* threads hashing passwords */
+    size_t max_pending_logins;             /* password checks queued or running */
+    size_t max_pending_logins_per_address; /* the same from one address (or uid) */
+    unsigned login_throttle_after;         /* failures per user or address before */
+    double login_throttle_max;             /* waits start; longest wait (0: off) */
+    size_t max_connections_per_user;       /* logged-in connections of one user
+                                              (not anonymous ones); 0: no cap.
+                                              Zeroes above: 2, 64, 4, 5, off */
 } router_config;
 
 typedef struct router router;
@@ -48,10 +58,12 @@ void router_drain(router *r);
 /* Forwarded calls not yet answered. */
 size_t router_inflight(const router *r);
 /* Install users and ACL (NULL: no authentication, everything allowed).
- * Takes ownership. Live connections are checked again: a user that is gone
- * is disconnected, registrations and subscriptions no longer allowed are
- * removed. */
-void router_set_auth(router *r, auth *a);
+ * Takes ownership. Live connections are checked again: one whose
+ * credential no longer verifies (user gone, password changed, token
+ * removed) is disconnected, registrations and subscriptions no longer
+ * allowed are removed. The first auth starts the login workers: -1 (logged,
+ * `a` freed, nothing changed) if they cannot start. */
+int router_set_auth(router *r, auth *a);
 
 /* Every counter of amp.Stats in the Prometheus text format. */
 void router_metrics(router *r, amp_buf *out);
