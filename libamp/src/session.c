@@ -67,13 +67,19 @@ amp_err amp_session_new(amp_session **out, const amp_session_config *cfg)
     amp_buf_init(&s->out);
     amp_buf_init(&s->held);
     s->next_tag = 1;
-    if (amp_decoder_new(&s->dec, &s->cfg.limits) != AMP_OK || amp_calltable_init(&s->calls) ||
-        amp_strmap_init(&s->responders)) {
+    amp_err r = amp_decoder_new(&s->dec, &s->cfg.limits);
+    if (r == AMP_OK && amp_calltable_init(&s->calls))
+        r = AMP_E_NOMEM;
+    if (r == AMP_OK) {
+        int e = amp_strmap_init(&s->responders);
+        r = e == -2 ? AMP_E_IO : e ? AMP_E_NOMEM : AMP_OK;
+    }
+    if (r != AMP_OK) {
         amp_decoder_free(s->dec);
         amp_calltable_free(&s->calls);
         amp_strmap_free(&s->responders);
         free(s);
-        return AMP_E_NOMEM;
+        return r;
     }
     *out = s;
     return AMP_OK;

@@ -1,4 +1,7 @@
-/* A map from byte strings to pointers (open addressing, FNV-1a). Internal. */
+/* A map from byte strings to pointers (open addressing, linear probing).
+ * Keys are often chosen by a peer, so slots come from SipHash-2-4 keyed
+ * with 128 random bits drawn for each map: a peer cannot predict which
+ * names collide. Internal. */
 #ifndef AMP_STRMAP_H
 #define AMP_STRMAP_H
 
@@ -13,10 +16,13 @@ struct amp_strmap_entry {
 };
 
 typedef struct amp_strmap {
-    struct amp_strmap_entry *slots;
+    struct amp_strmap_entry *slots; /* NULL until amp_strmap_init succeeds */
     size_t mask, count;
+    uint64_t k0, k1; /* the SipHash key of this map */
 } amp_strmap;
 
+/* 0: ready; -1: out of memory; -2: no random key (getrandom() failed). On
+ * failure the map is left empty (slots NULL) and need not be freed. */
 int amp_strmap_init(amp_strmap *m);
 /* Frees the keys and the table, and free()s every value. */
 void amp_strmap_free(amp_strmap *m);
@@ -28,5 +34,12 @@ void amp_strmap_foreach(const amp_strmap *m,
                         void (*fn)(const uint8_t *key, size_t n, void *value, void *ud), void *ud);
 /* Removes the key and returns its value (not freed), or NULL. */
 void *amp_strmap_remove(amp_strmap *m, const uint8_t *key, size_t n);
+
+/* For tests: SipHash-2-4 of p[0..n) under a 16-byte key, the hash this
+ * map uses for a key, and the longest probe sequence (slots visited to
+ * find an entry, its home slot counting as 1). */
+uint64_t amp_siphash24(const uint8_t key[16], const uint8_t *p, size_t n);
+uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n);
+size_t amp_strmap_max_probe(const amp_strmap *m);
 
 #endif

@@ -104,7 +104,9 @@ typedef struct amp_session_config {
     amp_usage *usage;
 } amp_session_config;
 
-/* `cfg` may be NULL for defaults. */
+/* `cfg` may be NULL for defaults. AMP_OK, AMP_E_NOMEM, AMP_E_INVALID (bad
+ * limits) or AMP_E_IO: no random key from getrandom() for the responder
+ * table (which peers fill with names of their choosing). */
 AMP_API amp_err amp_session_new(amp_session **out, const amp_session_config *cfg);
 /* Frees the session. Outstanding calls complete with AMP_E_CLOSED first.
  * Unanswered requests stay valid: answering them later returns AMP_E_CLOSED
