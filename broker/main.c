@@ -260,6 +260,11 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         return !parse_size(value, 1, SIZE_MAX, &s->router.max_registrations);
     } else if (!strcmp(name, "max_subscriptions")) {
         return !parse_size(value, 1, SIZE_MAX, &s->router.max_subscriptions);
+    } else if (!strcmp(name, "max_queued_bytes")) {
+        return !parse_size(value, 1, SIZE_MAX, &s->router.max_queued_bytes);
+    } else if (!strcmp(name, "box_timeout")) {
+        s->conn.box_timeout = strtod(value, &end);
+        return !*end && s->conn.box_timeout > 0;
     } else if (!strcmp(name, "max_command_name")) {
         return !parse_size(value, 1, AMP_MAX_VALUE_LEN, &s->router.max_command_name);
     } else if (!strcmp(name, "handshake_timeout")) {
@@ -304,6 +309,29 @@ static int config_lines_too_long(const char *path)
     }
     fclose(f);
     return bad;
+}
+
+/* Settings that only make sense together; 0 if they do, else -1 with a
+ * message. */
+static int check_limits(const struct settings *s)
+{
+    const router_config *rc = &s->router;
+    size_t box = s->conn.limits.max_box_bytes ? s->conn.limits.max_box_bytes : 4u << 20;
+    if (rc->output_soft_cap && rc->output_soft_cap >= rc->event_queue_bytes) {
+        /* events stop being queued at event_queue_bytes: a subscriber that
+         * does not read would never reach the soft cap, and never be closed */
+        fprintf(stderr, "amp-broker: output_soft_cap (%zu) must be below event_queue_bytes "
+                "(%zu), or a subscriber that stops reading is never closed\n",
+                rc->output_soft_cap, rc->event_queue_bytes);
+        return -1;
+    }
+    if (rc->max_queued_bytes < rc->event_queue_bytes || rc->max_queued_bytes / 2 < box) {
+        fprintf(stderr, "amp-broker: max_queued_bytes (%zu) must hold at least "
+                "event_queue_bytes (%zu) and two boxes of max_box_bytes (%zu)\n",
+                rc->max_queued_bytes, rc->event_queue_bytes, box);
+        return -1;
+    }
+    return 0;
 }
 
 /* Descriptors kept out of max_connections' reach: listeners, the metrics
@@ -447,10 +475,15 @@ int main(int argc, char **argv)
     s.router.max_registrations = 1000;
     s.router.max_subscriptions = 1000;
     s.router.max_command_name = 256;
+    /* Queued output and partial input across all connections: 64 boxes of
+     * the largest size (max_box_bytes) at once, a small share of a server's
+     * memory; raise it with the memory the broker may use. */
+    s.router.max_queued_bytes = 256u << 20;
+    s.conn.box_timeout = 30;
     s.router.login_timeout = 2;
     s.router.max_calls_in_flight = 10000;
     s.router.keepalive = 60;
-    s.router.output_soft_cap = 16u << 20;
+    s.router.output_soft_cap = 4u << 20; /* below event_queue_bytes: see check_limits */
     s.router.output_soft_seconds = 10;
     s.router.login_limits.max_keys = 16;
     s.router.login_limits.max_box_bytes = 4096;
@@ -521,7 +554,7 @@ int main(int argc, char **argv)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
 
     s.router.limits = s.conn.limits;
-    if (fit_connections(&s) || cert_rule_setup(&s)) {
+    if (check_limits(&s) || fit_connections(&s) || cert_rule_setup(&s)) {
         settings_free(&s);
         return 2;
     }
@@ -538,6 +571,7 @@ int main(int argc, char **argv)
         settings_free(&s);
         return 1;
     }
+    s.conn.usage = router_usage(r); /* every session counts toward max_queued_bytes */
     amp_listener *listeners[MAX_LISTEN] = {0};
     int status = 0;
     for (int i = 0; i < s.nlisten && !status; i++) {

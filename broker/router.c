@@ -46,6 +46,10 @@ struct peer {
     struct peer *prev, *next;
 };
 
+/* Connections held bytes below this are never closed to meet the budget:
+ * closing them would free next to nothing. */
+#define SHED_MIN_BYTES 65536
+
 /* An entry of the command table; removed with its last provider. */
 struct command {
     struct peer **providers; /* in registration order */
@@ -97,6 +101,9 @@ struct router {
     amp_strmap user_conns;    /* user name -> size_t: its logged-in connections */
     ev_timer soft_cap_timer;
     log_bucket refusals_log; /* refused connections: one bucket for all */
+    amp_usage usage;         /* what every session holds (max_queued_bytes) */
+    ev_prepare budget_watch; /* before the loop sleeps: over the budget? */
+    int budget_hit;          /* something was refused for the budget */
     struct {
         uint64_t connections_total, calls_routed, calls_answered, events_published,
             events_delivered, events_dropped, slow_consumers_disconnected,
@@ -105,7 +112,8 @@ struct router {
             protocol_errors, slow_connections_closed, registrations_refused,
             subscriptions_refused, answers_failed, logins_busy,
             logins_throttled, logins_over_user_cap, cert_identities_refused,
-            credentials_revoked;
+            credentials_revoked, budget_events_dropped, budget_calls_refused,
+            budget_connections_closed, box_timeouts;
         uint64_t codes[N_BROKER_CODES];
         uint64_t other_codes; /* relayed from providers, and anything unknown */
         struct {
@@ -177,25 +185,17 @@ static void fail(router *r, amp_request *req, const char *code, const char *desc
     sent(r, amp_request_error(req, code, desc, 0));
 }
 
-/* Twisted's "Unhandled Command: b'NAME'", with NAME cut at this many bytes
- * so the description (up to 4 bytes per byte of NAME) always fits in a
- * value: an error box without _error_description is malformed. */
-#define UNHANDLED_NAME_MAX 1024
-
+/* Twisted's "Unhandled Command: b'NAME'", with NAME cut (libamp's rule) so
+ * the description always fits in a value: an error box without
+ * _error_description is malformed. */
 static void unhandled(router *r, amp_request *req)
 {
     const amp_pair *cmd = amp_request_command(req);
-    size_t n = cmd->value_len > UNHANDLED_NAME_MAX ? UNHANDLED_NAME_MAX : cmd->value_len;
-    uint8_t mem[32 + 4 * UNHANDLED_NAME_MAX + 48]; /* repr: b'' and 4 bytes a byte */
+    uint8_t mem[64 + 4 * AMP_UNHANDLED_NAME_MAX]; /* the most it can need */
     amp_buf d;
     amp_buf_init_fixed(&d, mem, sizeof mem);
-    amp_buf_append(&d, (const uint8_t *)"Unhandled Command: ", 19);
-    amp_bytes_repr(&d, cmd->value, n);
-    if (n < cmd->value_len) {
-        char more[48];
-        int k = snprintf(more, sizeof more, "...(%zu bytes)", cmd->value_len);
-        amp_buf_append(&d, (const uint8_t *)more, (size_t)k);
-    }
+    if (amp_unhandled_description(&d, cmd->value, cmd->value_len) != AMP_OK)
+        d.len = 0;
     count_error(r, (const uint8_t *)"UNHANDLED", 9);
     sent(r, amp_request_error_bytes(req, (const uint8_t *)"UNHANDLED", 9, d.data, d.len, 0));
 }
@@ -225,6 +225,86 @@ static uint64_t next_random(router *r)
     r->rng ^= r->rng >> 7;
     r->rng ^= r->rng << 17;
     return r->rng;
+}
+
+/* ---- the budget for queued bytes (max_queued_bytes) -------------------------- */
+
+static size_t queued_bytes(const router *r)
+{
+    return r->usage.output_bytes + r->usage.input_bytes;
+}
+
+/* 1 if queuing `more` bytes would go over the budget (and notes it: the
+ * connections holding the most are closed before the loop sleeps). */
+static int over_budget(router *r, size_t more)
+{
+    if (!r->cfg.max_queued_bytes || queued_bytes(r) + more <= r->cfg.max_queued_bytes)
+        return 0;
+    r->budget_hit = 1;
+    return 1;
+}
+
+static size_t held_by(struct peer *p)
+{
+    amp_session *s = amp_conn_session(p->conn);
+    const uint8_t *o;
+    size_t out;
+    amp_session_output(s, &o, &out);
+    return out + amp_session_input_pending(s);
+}
+
+struct holder {
+    struct peer *p;
+    size_t held;
+};
+
+static int by_held_desc(const void *a, const void *b)
+{
+    size_t x = ((const struct holder *)a)->held, y = ((const struct holder *)b)->held;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Over the budget (or something was refused for it): close the connections
+ * holding the most until the total is back under three quarters of it, so
+ * the broker does not live at the edge refusing everyone. Those are the
+ * peers that do not read what is queued for them, or that hold boxes
+ * half-sent. */
+static void shed(router *r)
+{
+    size_t target = r->cfg.max_queued_bytes / 4 * 3, total = queued_bytes(r);
+    if (total <= target || !r->npeers)
+        return;
+    struct holder *v = malloc(r->npeers * sizeof *v);
+    size_t n = 0;
+    for (struct peer *p = r->peers; v && p; p = p->next) {
+        size_t held = held_by(p);
+        if (held >= SHED_MIN_BYTES)
+            v[n++] = (struct holder){p, held};
+    }
+    if (!v) {
+        log_msg(LOG_ERROR, "over max_queued_bytes and out of memory to choose whom to close");
+        return;
+    }
+    qsort(v, n, sizeof *v, by_held_desc);
+    for (size_t i = 0; i < n && total > target; i++) {
+        total -= v[i].held < total ? v[i].held : total;
+        r->stats.budget_connections_closed++;
+        log_msg(LOG_WARN, "peer %llu (%s): holds %zu bytes with %zu queued in all "
+                "(max_queued_bytes %zu), closing", (unsigned long long)v[i].p->id,
+                amp_conn_peer_name(v[i].p->conn), v[i].held, queued_bytes(r),
+                r->cfg.max_queued_bytes);
+        amp_conn_abort(v[i].p->conn); /* unlinks and frees the peer */
+    }
+    free(v);
+}
+
+static void budget_check(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    router *r = w->data;
+    if (!r->budget_hit && queued_bytes(r) <= r->cfg.max_queued_bytes)
+        return;
+    r->budget_hit = 0;
+    shed(r);
 }
 
 /* ---- authorization ----------------------------------------------------------- */
@@ -326,6 +406,11 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
         fail(r, req, "OVERLOADED", "too many calls in flight on this connection");
         return;
     }
+    if (over_budget(r, 0)) {
+        r->stats.budget_calls_refused++;
+        fail(r, req, "OVERLOADED", "the broker holds too much queued data (max_queued_bytes)");
+        return;
+    }
     /* a name longer than any registration cannot be served: no lookup */
     struct command *cmd = cmdp->value_len > r->cfg.max_command_name
                               ? NULL
@@ -405,6 +490,11 @@ static void publish(router *r, struct peer *from, amp_request *req, const amp_bo
         const uint8_t *o;
         size_t pending;
         amp_session_output(s, &o, &pending);
+        if (over_budget(r, size)) {
+            r->stats.events_dropped++;
+            r->stats.budget_events_dropped++;
+            continue;
+        }
         if (pending + size > r->cfg.event_queue_bytes ||
             amp_session_call(s, cmdp->value, cmdp->value_len, args, n, &no_answer, NULL, NULL,
                              NULL) != AMP_OK) {
@@ -783,6 +873,16 @@ static size_t stats_table(router *r, struct counter_row *t)
          "max_command_name", r->stats.subscriptions_refused, 0},
         {"log_lines_suppressed", "log lines dropped by the per-peer rate limit",
          log_lines_suppressed, 0},
+        {"queued_bytes", "unsent output and partial input boxes held now (max_queued_bytes)",
+         queued_bytes(r), 1},
+        {"budget_events_dropped", "events dropped over max_queued_bytes",
+         r->stats.budget_events_dropped, 0},
+        {"budget_calls_refused", "calls refused (OVERLOADED) over max_queued_bytes",
+         r->stats.budget_calls_refused, 0},
+        {"budget_connections_closed", "connections holding the most closed over "
+         "max_queued_bytes", r->stats.budget_connections_closed, 0},
+        {"box_timeouts", "connections closed for a box not completed within box_timeout",
+         r->stats.box_timeouts, 0},
         {"bytes_in", "AMP bytes received", in, 0},
         {"bytes_out", "AMP bytes sent", out, 0},
         {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started), 1},
@@ -1168,6 +1268,8 @@ static void on_closed(amp_conn *c, int reason, void *ud)
          * half-open peer found by keepalive), counted under the error's name */
         if (amp_err_is_protocol(reason) || amp_err_is_limit(reason))
             r->stats.protocol_errors++;
+        if (reason == AMP_E_TIMEOUT) /* a box not completed within box_timeout */
+            r->stats.box_timeouts++;
         count_close(r, reason);
     }
     if (p->prev)
@@ -1322,6 +1424,11 @@ void router_accept(router *r, amp_conn *c)
     }
     log_msg(LOG_DEBUG, "peer %llu (%s) connected", (unsigned long long)p->id,
             amp_conn_peer_name(c));
+}
+
+amp_usage *router_usage(router *r)
+{
+    return &r->usage;
 }
 
 size_t router_connections(const router *r)
@@ -1521,6 +1628,12 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
     r->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
     r->started = ev_now(loop);
     r->refusals_log.name = "refused connections";
+    if (r->cfg.max_queued_bytes) {
+        ev_prepare_init(&r->budget_watch, budget_check);
+        r->budget_watch.data = r;
+        ev_prepare_start(loop, &r->budget_watch);
+        ev_unref(loop); /* it alone does not keep the loop running */
+    }
     if (r->cfg.output_soft_cap && r->cfg.output_soft_seconds > 0) {
         double every = r->cfg.output_soft_seconds / 4;
         ev_timer_init(&r->soft_cap_timer, soft_cap_check, every, every);
@@ -1535,6 +1648,10 @@ void router_free(router *r)
     if (!r)
         return;
     ev_timer_stop(r->loop, &r->soft_cap_timer);
+    if (ev_is_active(&r->budget_watch)) {
+        ev_ref(r->loop);
+        ev_prepare_stop(r->loop, &r->budget_watch);
+    }
     /* on_closed unlinks each peer and removes its registrations and
      * subscriptions: the command table and the subscriptions end empty */
     while (r->peers)

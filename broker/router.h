@@ -43,12 +43,20 @@ typedef struct router_config {
     size_t max_connections_per_user;       /* logged-in connections of one user
                                               (not anonymous ones); 0: no cap.
                                               Zeroes above: 2, 64, 4, 5, off */
+    size_t max_queued_bytes;    /* budget for unsent output and partial input
+                                   boxes across all connections; over it,
+                                   events are dropped, routed calls get
+                                   OVERLOADED and the connections holding
+                                   the most are closed; 0: none */
 } router_config;
 
 typedef struct router router;
 
 router *router_new(struct ev_loop *loop, const router_config *cfg);
 void router_free(router *r);
+/* The accounting every connection's session must share (pass it as
+ * amp_conn_config.usage): what max_queued_bytes is measured against. */
+amp_usage *router_usage(router *r);
 /* Attach an accepted connection. */
 void router_accept(router *r, amp_conn *c);
 /* Connections currently attached. */

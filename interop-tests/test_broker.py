@@ -253,7 +253,8 @@ def rss_kb(pid):
 
 
 def test_slow_subscriber_does_not_slow_the_publisher(tmp_path):
-    b = broker(config="[broker]\nevent_queue_bytes = 262144\n", tmp_path=tmp_path)
+    b = broker(config="[broker]\nevent_queue_bytes = 262144\noutput_soft_cap = 131072\n",
+               tmp_path=tmp_path)
     slow = socket.create_connection(("127.0.0.1", b.port))
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"),

@@ -662,3 +662,194 @@ def test_log_volume_per_peer_is_bounded(tmp_path):
         log = b.stop()
     assert len(log) < 256 * 1024, len(log)
     assert re.search(rb"peer 1: \d+ log lines suppressed", log), log[-2000:]
+
+
+# ---- memory held for peers: slow subscribers, half-sent boxes, the budget ----------
+
+
+def nonreader(port, pattern=b"ev.>"):
+    """A subscriber that never reads after its subscription is answered."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(10)
+    s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"), (b"pattern", pattern)]))
+    assert b"_answer" in Boxes(s).next()
+    return s
+
+
+# 200 events of 64 kB: more than event_queue_bytes for each subscriber
+EVENTS = b"".join(raw_box([(b"_command", b"ev.%d" % i), (b"data", b"x" * 65000)])
+                  for i in range(200))
+
+
+def test_subscribers_that_do_not_read_are_closed(tmp_path):
+    """With the default caps (output_soft_cap 4 MiB below event_queue_bytes
+    8 MiB) a subscriber that never reads fills its queue past the soft cap
+    and is closed after output_soft_seconds, its memory released. (Before,
+    the 8 MiB queue sat below a 16 MiB soft cap: never closed.)"""
+    b = broker(config="[broker]\noutput_soft_seconds = 0.5\n", tmp_path=tmp_path)
+    subs = [nonreader(b.port) for _ in range(10)]
+    try:
+        pub = connect(b.port)
+        pub.sendall(EVENTS)
+        assert wait_for(lambda: stats(b.endpoint)["slow_connections_closed"] == 10, 15), \
+            stats(b.endpoint)
+        st = stats(b.endpoint)
+        assert st["events_dropped"] > 0 and st["queued_bytes"] < 1 << 20, st
+        for s in subs:
+            assert closed_soon(s)
+    finally:
+        for s in subs:
+            s.close()
+        b.stop()
+
+
+def test_inconsistent_output_caps_refuse_to_start(tmp_path):
+    for conf, why in (("output_soft_cap = 16777216\n", b"below event_queue_bytes"),
+                      ("max_queued_bytes = 4194304\n", b"max_queued_bytes"),
+                      ("box_timeout = 0\n", b"bad setting"),
+                      ("max_registrations = -1\n", b"bad setting"),
+                      ("max_command_name = 65536\n", b"bad setting")):
+        path = tmp_path / "bad.conf"
+        path.write_text("[broker]\n" + conf)
+        r = run([BROKER, "--config", str(path)], check=False)
+        assert r.returncode == 2 and why in r.stderr, (conf, r.stderr)
+
+
+def test_queued_output_budget_across_connections(tmp_path):
+    """20 subscribers that never read would hold 8 MiB each; a 32 MiB budget
+    (max_queued_bytes) holds: events past it are dropped, the connections
+    holding the most are closed, the total stays under it."""
+    b = broker(config="[broker]\nmax_queued_bytes = 33554432\noutput_soft_seconds = 60\n",
+               tmp_path=tmp_path)
+    subs = [nonreader(b.port) for _ in range(20)]
+    try:
+        before = rss_kb(b.proc.pid)
+        pub = connect(b.port)
+        pub.sendall(EVENTS)
+        pub.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+        Boxes(pub).next()  # every event has been handled
+        st = stats(b.endpoint)
+        assert st["budget_events_dropped"] > 0, st
+        assert st["budget_connections_closed"] >= 1, st
+        assert st["queued_bytes"] <= 32 << 20, st
+        assert rss_kb(b.proc.pid) - before < 64 * 1024
+        assert still_serves(b.endpoint)
+    finally:
+        for s in subs:
+            s.close()
+        b.stop()
+
+
+def half_box(port, size=4 << 20):
+    """A connection that sends the first half of a box of `size` bytes."""
+    s = connect(port)
+    n = size // 65540
+    s.sendall(raw_box([(b"k%03d" % i, b"x" * 65535) for i in range(n)])[:-2][:size // 2])
+    return s
+
+
+def test_half_sent_boxes_time_out(tmp_path):
+    """Twenty peers each holding half of a 4 MiB box: the bytes are counted
+    (queued_bytes) and each connection is closed at box_timeout."""
+    b = broker(config="[broker]\nbox_timeout = 1\n", tmp_path=tmp_path)
+    socks = []
+    try:
+        t0 = time.time()
+        socks = [half_box(b.port) for _ in range(20)]
+        assert stats(b.endpoint)["queued_bytes"] >= 20 * (2 << 20) * 9 // 10 or \
+            time.time() - t0 > 1  # (all may already be gone on a slow machine)
+        assert wait_for(lambda: stats(b.endpoint)["box_timeouts"] == 20, 15), stats(b.endpoint)
+        for s in socks:
+            assert closed_soon(s)
+        st = stats(b.endpoint)
+        assert st["queued_bytes"] < 1 << 20 and st["connections"] == 1, st
+        codes = {e["code"]: e["count"] for e in decode_amplist(st["errors"])}
+        assert codes.get("timeout") == 20, codes
+    finally:
+        for s in socks:
+            s.close()
+        b.stop()
+
+
+def test_half_sent_boxes_count_against_the_budget(tmp_path):
+    """Partial input is held memory too: twenty 2 MiB halves against a 16 MiB
+    budget close the connections holding them."""
+    b = broker(config="[broker]\nmax_queued_bytes = 16777216\n", tmp_path=tmp_path)
+    socks = []
+    try:
+        for _ in range(20):
+            try:
+                socks.append(half_box(b.port))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # closed while it was still sending
+        assert wait_for(lambda: stats(b.endpoint)["budget_connections_closed"] >= 4), \
+            stats(b.endpoint)
+        assert stats(b.endpoint)["queued_bytes"] <= 16 << 20
+        assert still_serves(b.endpoint)
+    finally:
+        for s in socks:
+            s.close()
+        b.stop()
+
+
+# ---- descriptors: max_connections from RLIMIT_NOFILE, the metrics listener -------------
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_descriptor_limit_connection_flood_and_metrics(tmp_path):
+    """Under 64 open files: max_connections is fitted to the limit (a larger
+    setting is lowered, with a warning), a flood of connections is refused,
+    the metrics endpoint still answers, and with the descriptor table full
+    the metrics listener does not spin."""
+    conf = tmp_path / "fd.conf"
+    conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\nmax_connections = 1000\n"
+                    "metrics_listen = tcp:0:interface=127.0.0.1\n")
+    b = Proc(["prlimit", "--nofile=64:64", BROKER, "--config", str(conf)],
+             r"metrics on .*\(port (\d+)\)", stream="stderr")
+    flood, mflood = [], []
+    try:
+        log = "".join(b.lines)
+        assert "max_connections = 1000 is more than the open files limit allows" in log, log
+        assert "max_connections 48 (open files limit 64, 16 kept in reserve)" in log, log
+        port = int(re.search(r"listening on .*\(port (\d+)\)", log).group(1))
+        mport = int(b.match.group(1))
+        for _ in range(100):
+            flood.append(socket.create_connection(("127.0.0.1", port)))
+
+        def metric(name):  # None while the endpoint sheds connections
+            try:
+                status, body = http_get(mport, "/metrics")
+            except (ConnectionResetError, socket.timeout):
+                return None
+            assert status == b"HTTP/1.0 200 OK"
+            return int(re.search(r"^amp_broker_%s (\d+)$" % name, body, re.M).group(1))
+
+        assert wait_for(lambda: metric("connections_refused") == 52), metric("connections")
+        assert metric("connections") == 48
+        # now fill the descriptor table with idle metrics clients
+        for _ in range(40):
+            mflood.append(socket.create_connection(("127.0.0.1", mport)))
+        time.sleep(0.5)
+        cpu0, t0 = cpu_seconds(b.proc.pid), time.time()
+        time.sleep(2)
+        busy = (cpu_seconds(b.proc.pid) - cpu0) / (time.time() - t0)
+        assert busy < 0.5, "the broker used %.0f%% CPU with nothing to do" % (busy * 100)
+        for s in mflood:
+            s.close()
+        mflood = []
+        assert wait_for(lambda: metric("connections") == 48, 10)
+        for s in flood:
+            s.close()
+        flood = []
+        assert wait_for(lambda: still_serves("tcp:127.0.0.1:%d" % port))
+    finally:
+        for s in flood + mflood:
+            s.close()
+        b.stop()
