@@ -277,3 +277,41 @@ Test(decoder, limits_lowered_in_the_middle_of_a_box)
     amp_decoder_free(d);
     amp_buf_free(&b);
 }
+
+Test(decoder, pending_counts_the_partial_box_it_holds)
+{
+    /* two large boxes split across blocks, then a small one */
+    static uint8_t big[60000];
+    amp_buf b;
+    amp_buf_init(&b);
+    for (int i = 0; i < 2; i++) {
+        amp_encode_pair(&b, (const uint8_t *)"a", 1, big, sizeof big);
+        amp_encode_pair(&b, (const uint8_t *)"b", 1, big, sizeof big);
+        amp_encode_end(&b);
+    }
+    amp_encode_pair_str(&b, "k", "v");
+    amp_encode_end(&b);
+    size_t one = (b.len - 8) / 2;
+    amp_decoder *d;
+    amp_decoder_new(&d, NULL);
+    amp_box box;
+    cr_assert_eq(amp_decoder_pending(d), 0);
+    amp_decoder_feed(d, b.data, 1000);
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_AGAIN);
+    cr_assert_eq(amp_decoder_pending(d), 1000);
+    amp_decoder_feed(d, b.data + 1000, one + 10 - 1000); /* the rest, and 10 bytes more */
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+    cr_assert_eq(amp_decoder_pending(d), 0, "a complete box is not pending");
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_AGAIN);
+    cr_assert_eq(amp_decoder_pending(d), 10);
+    amp_decoder_feed(d, b.data + one + 10, b.len - one - 10);
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+    cr_assert_eq(box.count, 2);
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_OK);
+    cr_assert_eq(box.count, 1);
+    cr_assert_eq(amp_decoder_next(d, &box), AMP_AGAIN);
+    cr_assert_eq(amp_decoder_pending(d), 0);
+    cr_assert_eq(amp_decoder_finish(d), AMP_OK);
+    amp_decoder_free(d);
+    amp_buf_free(&b);
+}
