@@ -79,10 +79,10 @@ static int run_until(amp_client *c, const int *flag, double timeout)
 {
     int expired = 0;
     ev_timer t;
-    ev_timer_init(&t, on_timeout, timeout, 0);
+    ev_init(&t, on_timeout);
     t.data = &expired;
     if (timeout > 0)
-        ev_timer_start(c->loop, &t);
+        amp__timer_start_fresh(c->loop, &t, timeout);
     while (!*flag && !expired && c->conn)
         ev_run(c->loop, EVRUN_ONCE);
     ev_timer_stop(c->loop, &t);
@@ -180,18 +180,25 @@ amp_err amp_client_start_tls(amp_client *c, const amp_tls_config *tls, double ti
     /* done when the answer was an error, or TLS is up */
     int expired = 0;
     ev_timer t;
-    ev_timer_init(&t, on_timeout, timeout > 0 ? timeout : 30, 0);
+    ev_init(&t, on_timeout);
     t.data = &expired;
-    ev_timer_start(c->loop, &t);
+    amp__timer_start_fresh(c->loop, &t, timeout > 0 ? timeout : 30);
     while (!w.done && !expired && c->conn && !amp_conn_is_tls(c->conn))
         ev_run(c->loop, EVRUN_ONCE);
     ev_timer_stop(c->loop, &t);
+    if (!w.done && c->conn && !amp_conn_is_tls(c->conn)) {
+        /* Timed out with the StartTLS call outstanding (its callback points
+         * at `w`, on this stack) or the handshake half done: the stream is
+         * in no state to use, and a late answer must not reach this frame.
+         * Aborting completes the call now, while `w` is still alive. */
+        amp_conn_abort(c->conn);
+        snprintf(c->error, sizeof c->error, "StartTLS timed out");
+        return AMP_E_TIMEOUT;
+    }
     if (w.done)
         return w.alloc;
     if (!c->conn)
         return c->closed_reason;
-    if (expired)
-        return AMP_E_TIMEOUT;
     return AMP_OK;
 }
 
@@ -232,6 +239,6 @@ double amp_client_timeout(const amp_client *c)
     uint64_t deadline;
     if (!amp_session_next_deadline(c->conn->s, &deadline))
         return -1;
-    double at = (double)deadline / 1000.0 - ev_now(c->loop);
-    return at > 0 ? at : 0;
+    uint64_t now = amp__now_ms(); /* the clock of the deadlines */
+    return deadline > now ? (double)(deadline - now) / 1000.0 : 0;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "amp/conn.h"
@@ -694,6 +695,21 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     leave(c);
 }
 
+uint64_t amp__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void amp__timer_start_fresh(struct ev_loop *loop, ev_timer *t, double after)
+{
+    ev_now_update(loop); /* libev counts `after` from the loop's cached time */
+    ev_timer_stop(loop, t);
+    ev_timer_set(t, after > 0 ? after : 0, 0);
+    ev_timer_start(loop, t);
+}
+
 static void arm_timer(amp_conn *c)
 {
     uint64_t deadline;
@@ -704,10 +720,9 @@ static void arm_timer(amp_conn *c)
     }
     if (c->timer_armed && c->armed_deadline <= deadline)
         return; /* fires early enough; it re-arms itself */
-    double at = (double)deadline / 1000.0 - ev_now(c->loop);
-    ev_timer_stop(c->loop, &c->timer);
-    ev_timer_set(&c->timer, at > 0 ? at : 0, 0);
-    ev_timer_start(c->loop, &c->timer);
+    uint64_t now = amp__now_ms();
+    amp__timer_start_fresh(c->loop, &c->timer,
+                           deadline > now ? (double)(deadline - now) / 1000.0 : 0);
     c->timer_armed = 1;
     c->armed_deadline = deadline;
 }
@@ -722,17 +737,12 @@ static void conn_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     leave(c);
 }
 
-static uint64_t now_ms(amp_conn *c)
-{
-    return (uint64_t)(ev_now(c->loop) * 1000.0);
-}
-
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     amp_conn *c = w->data;
     enter(c);
     c->timer_armed = 0;
-    amp_session_expire(c->s, now_ms(c) + 1);
+    amp_session_expire(c->s, amp__now_ms() + 1);
     arm_timer(c);
     leave(c);
 }
@@ -748,7 +758,10 @@ amp_err amp_conn_call_bytes(amp_conn *c, const uint8_t *command, size_t command_
     amp_call_opts opts = {0, 0, 0};
     if (timeout > 0) {
         opts.has_deadline = 1;
-        opts.deadline = now_ms(c) + (uint64_t)(timeout * 1000.0 + 0.5);
+        /* a fresh monotonic clock: the loop's cached time may be old (the
+         * caller did not run the loop for a while), which would make the
+         * deadline already past */
+        opts.deadline = amp__now_ms() + (uint64_t)(timeout * 1000.0 + 0.5);
     }
     amp_err r = amp_session_call(c->s, command, command_len, args, n, &opts, cb, user_data,
                                  call_id);
@@ -974,9 +987,9 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
 int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
 {
     if (ctx) { /* a peer that never completes the handshake is closed */
-        ev_timer_init(&c->connect_timer, connect_timeout_cb, c->handshake_timeout, 0);
+        ev_init(&c->connect_timer, connect_timeout_cb);
         c->connect_timer.data = c;
-        ev_timer_start(c->loop, &c->connect_timer);
+        amp__timer_start_fresh(c->loop, &c->connect_timer, c->handshake_timeout);
         return start_ssl(c, ctx, 1);
     }
     c->ready_reported = 1;
@@ -1057,9 +1070,9 @@ amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
     }
     c->state = CONN_CONNECTING;
     ev_io_start(loop, &c->wio);
-    ev_timer_init(&c->connect_timer, connect_timeout_cb, ep->timeout, 0);
+    ev_init(&c->connect_timer, connect_timeout_cb);
     c->connect_timer.data = c;
-    ev_timer_start(loop, &c->connect_timer);
+    amp__timer_start_fresh(loop, &c->connect_timer, ep->timeout);
     *out = c;
     return AMP_OK;
 }

@@ -71,5 +71,11 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
 /* Begin reading a plain connection, or the TLS handshake with `ctx`. */
 int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx);
 void amp__conn_tune_tcp(int fd);
+/* Milliseconds on a monotonic clock read now: the clock of call deadlines.
+ * (ev_now() is the loop's cached time, stale when the loop has not run.) */
+uint64_t amp__now_ms(void);
+/* Start a one-shot timer `after` seconds from now, not from the loop's
+ * cached time. */
+void amp__timer_start_fresh(struct ev_loop *loop, ev_timer *t, double after);
 
 #endif

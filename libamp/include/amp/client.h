@@ -39,7 +39,9 @@ AMP_API amp_err amp_client_connect(amp_client **out, const char *endpoint, doubl
  * from amp_session_call(). */
 AMP_API amp_err amp_client_call(amp_client *c, const char *command, const amp_pair *args,
                                 size_t n, double timeout, amp_reply **reply);
-/* StartTLS, waiting for the handshake. */
+/* StartTLS, waiting for the handshake. On AMP_E_TIMEOUT the connection is
+ * closed: a StartTLS left half done leaves the stream in no usable state
+ * (and its late answer must not arrive after this returned). */
 AMP_API amp_err amp_client_start_tls(amp_client *c, const amp_tls_config *tls, double timeout);
 /* The underlying connection (for descriptors, responders on its session,
  * asynchronous calls with amp_conn_call()); NULL once closed. The client
@@ -53,7 +55,9 @@ AMP_API void amp_client_free(amp_client *c);
 AMP_API int amp_client_fd(const amp_client *c);
 /* Run whatever is ready without blocking: reads, writes, timers. */
 AMP_API void amp_client_step(amp_client *c);
-/* Seconds until amp_client_step() must run for timers; -1: no timer. */
+/* Seconds until amp_client_step() must run for timers; -1: no timer.
+ * Timeouts count from when a call is made, on a monotonic clock, however
+ * long the loop was left idle before. */
 AMP_API double amp_client_timeout(const amp_client *c);
 
 #ifdef __cplusplus

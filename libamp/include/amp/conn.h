@@ -102,8 +102,9 @@ AMP_API amp_session *amp_conn_session(amp_conn *c);
 AMP_API struct ev_loop *amp_conn_loop(amp_conn *c);
 AMP_API int amp_conn_fd(const amp_conn *c);
 
-/* A call with a timeout in seconds (0: none), on the loop's clock. The rest
- * is amp_session_call_str(). */
+/* A call with a timeout in seconds (0: none), counted from now on a
+ * monotonic clock (not the loop's cached time, which is stale when the loop
+ * has not run for a while). The rest is amp_session_call_str(). */
 AMP_API amp_err amp_conn_call(amp_conn *c, const char *command, const amp_pair *args, size_t n,
                               double timeout, amp_result_cb cb, void *user_data,
                               uint64_t *call_id);
