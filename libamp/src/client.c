@@ -95,6 +95,21 @@ amp_err amp_client_connect(amp_client **out, const char *endpoint, double timeou
     if (!out || !endpoint)
         return AMP_E_INVALID;
     *out = NULL;
+    amp_endpoint ep;
+    amp_err r = amp_endpoint_parse(endpoint, 0, &ep, err, err_len);
+    if (r != AMP_OK)
+        return r;
+    r = amp_client_connect_endpoint(out, &ep, timeout, err, err_len);
+    amp_endpoint_free(&ep);
+    return r;
+}
+
+amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint *ep, double timeout,
+                                    char *err, size_t err_len)
+{
+    if (!out || !ep)
+        return AMP_E_INVALID;
+    *out = NULL;
     amp_client *c = calloc(1, sizeof *c);
     if (!c)
         return AMP_E_NOMEM;
@@ -108,7 +123,7 @@ amp_err amp_client_connect(amp_client **out, const char *endpoint, double timeou
     cfg.callbacks.ready = on_ready;
     cfg.callbacks.closed = on_closed;
     cfg.user_data = c;
-    amp_err r = amp_connect(c->loop, endpoint, &cfg, &c->conn, err, err_len);
+    amp_err r = amp_connect_endpoint(c->loop, ep, &cfg, &c->conn, err, err_len);
     if (r != AMP_OK) {
         ev_loop_destroy(c->loop);
         free(c);

@@ -56,6 +56,7 @@ static void really_free(amp_conn *c)
     if (c->serve_tls_ctx)
         SSL_CTX_free(c->serve_tls_ctx);
     free(c->hostname);
+    free(c->connect_host);
     amp_session_free(c->s);
     free(c);
 }
@@ -283,6 +284,22 @@ int amp_conn_is_tls(const amp_conn *c)
 
 /* ---- TLS ----------------------------------------------------------------- */
 
+/* The name the server's certificate must carry: a DNS name (also sent as
+ * SNI) or an IP address (matched against the certificate's IP entries; SNI
+ * carries no addresses, RFC 6066). */
+static int set_peer_name(SSL *ssl, const char *name, int verify)
+{
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+    if (!is_ip && !SSL_set_tlsext_host_name(ssl, name))
+        return -1;
+    if (!verify)
+        return 0;
+    if (is_ip)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
+    return SSL_set1_host(ssl, name) == 1 ? 0 : -1;
+}
+
 static int start_ssl(amp_conn *c, SSL_CTX *ctx, int server)
 {
     c->ssl = SSL_new(ctx);
@@ -292,11 +309,8 @@ static int start_ssl(amp_conn *c, SSL_CTX *ctx, int server)
         SSL_set_accept_state(c->ssl);
     } else {
         SSL_set_connect_state(c->ssl);
-        if (c->hostname) {
-            SSL_set_tlsext_host_name(c->ssl, c->hostname);
-            if (c->verify_host && !SSL_set1_host(c->ssl, c->hostname))
-                return -1;
-        }
+        if (c->hostname && set_peer_name(c->ssl, c->hostname, c->verify_host))
+            return -1;
     }
     c->state = CONN_TLS_HANDSHAKE;
     ev_io_start(c->loop, &c->rio);
@@ -846,15 +860,29 @@ amp_err amp_conn_start_tls(amp_conn *c, const amp_tls_config *tls, amp_result_cb
 {
     if (!c || !tls || c->ssl || c->unix_socket)
         return AMP_E_INVALID;
+    /* the server must prove the name we meant to reach: the one given, else
+     * the host this connection was made to */
+    const char *name = tls->hostname ? tls->hostname : c->connect_host;
+    if (!name && !tls->insecure_skip_verify) {
+        set_error(c, "%s",
+                  "StartTLS: no host name to verify the server's certificate against "
+                  "(set amp_tls_config.hostname)");
+        return AMP_E_TLS;
+    }
     char err[256];
     SSL_CTX *ctx = amp__tls_ctx(tls, 0, err, sizeof err);
     if (!ctx) {
         set_error(c, "%s", err);
         return AMP_E_TLS;
     }
+    char *copy = name ? strdup(name) : NULL;
+    if (name && !copy) {
+        SSL_CTX_free(ctx);
+        return AMP_E_NOMEM;
+    }
     free(c->hostname);
-    c->hostname = tls->hostname ? strdup(tls->hostname) : NULL;
-    c->verify_host = tls->verify_peer && tls->hostname;
+    c->hostname = copy;
+    c->verify_host = !tls->insecure_skip_verify;
     amp_err r = amp_session_start_tls(c->s, cb, user_data);
     if (r != AMP_OK) {
         SSL_CTX_free(ctx);
@@ -1064,9 +1092,19 @@ amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
     }
     c->unix_socket = is_unix;
     c->pending_tls_ctx = ctx;
+    if (!is_unix)
+        c->connect_host = strdup(ep->host); /* StartTLS verifies this name */
     if (ctx) {
-        c->hostname = ep->tls.hostname ? strdup(ep->tls.hostname) : NULL;
-        c->verify_host = ep->tls.verify_peer && c->hostname;
+        const char *name = ep->tls.hostname ? ep->tls.hostname : ep->host;
+        c->hostname = strdup(name);
+        c->verify_host = !ep->tls.insecure_skip_verify;
+    }
+    if (!is_unix && (!c->connect_host || (ctx && !c->hostname))) {
+        c->pending_tls_ctx = NULL;
+        really_free(c);
+        close(fd);
+        SSL_CTX_free(ctx);
+        return AMP_E_NOMEM;
     }
     c->state = CONN_CONNECTING;
     ev_io_start(loop, &c->wio);

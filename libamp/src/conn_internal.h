@@ -34,7 +34,8 @@ struct amp_conn {
     SSL_CTX *pending_tls_ctx; /* client: ssl: endpoint or StartTLS, not yet started */
     SSL_CTX *serve_tls_ctx;   /* server: answers StartTLS with this */
     uint64_t tls_mark;        /* server StartTLS: output position where TLS starts */
-    char *hostname;
+    char *connect_host; /* the host name or address connected to, or NULL */
+    char *hostname;     /* TLS client: the name the certificate must carry */
     int verify_host;
     char *peer_subject;
     uint8_t *peer_der;  /* the verified peer certificate (DER), or NULL */

@@ -77,7 +77,6 @@ amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char
     out->backlog = 50;
     out->mode = -1;
     out->timeout = 30;
-    out->tls.verify_peer = 1;
     char *buf = strdup(text);
     if (!buf)
         return AMP_E_NOMEM;

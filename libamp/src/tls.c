@@ -95,7 +95,8 @@ SSL_CTX *amp__tls_ctx(const amp_tls_config *cfg, int server, char *err, size_t e
             mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
         SSL_CTX_set_verify(ctx, mode, NULL);
     } else {
-        SSL_CTX_set_verify(ctx, cfg->verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_verify(ctx, cfg->insecure_skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                           NULL);
     }
     return ctx;
 fail:

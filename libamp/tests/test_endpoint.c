@@ -75,7 +75,7 @@ Test(endpoint, clients)
 
     ep = parse_ok("ssl:host=h.example:port=443:caCerts=ca.pem", 0);
     cr_assert_str_eq(ep.tls.hostname, "h.example"); /* verified name defaults to the host */
-    cr_assert_eq(ep.tls.verify_peer, 1);
+    cr_assert_eq(ep.tls.insecure_skip_verify, 0);
     amp_endpoint_free(&ep);
 
     ep = parse_ok("unix:path=/run/amp.sock", 0);

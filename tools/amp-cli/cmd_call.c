@@ -25,7 +25,12 @@ static void call_usage(FILE *out)
             "  --timeout SECONDS   give up on the connection and the call (default 30)\n"
             "  --no-answer         send the call without _ask and exit\n"
             "  --starttls          StartTLS before the call; with --ca, --hostname,\n"
-            "                      --cert, --key for the TLS settings\n"
+            "                      --cert, --key for the TLS settings. The server's\n"
+            "                      certificate must chain to --ca (else the system's\n"
+            "                      CAs) and name --hostname (else the host connected to)\n"
+            "  --insecure          accept any server certificate for any name (StartTLS\n"
+            "                      and ssl: endpoints): anyone on the path can read and\n"
+            "                      change the connection. Prints a warning\n"
             "exit status: 0 answered; 4 the peer answered with an error (code and\n"
             "description on stderr); 5 connection failed or lost; 6 timed out;\n"
             "2 usage error; 1 a bad argument\n",
@@ -39,13 +44,12 @@ int cmd_call(int argc, char **argv)
         {"starttls", no_argument, 0, 's'},      {"ca", required_argument, 0, 'a'},
         {"hostname", required_argument, 0, 'H'}, {"cert", required_argument, 0, 'c'},
         {"key", required_argument, 0, 'k'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"insecure", no_argument, 0, 'I'},      {0, 0, 0, 0},
     };
     double timeout = 30;
-    int no_answer = 0, starttls = 0, c;
+    int no_answer = 0, starttls = 0, insecure = 0, c;
     amp_tls_config tls;
-    memset(&tls, 0, sizeof tls);
-    tls.verify_peer = 1;
+    memset(&tls, 0, sizeof tls); /* verifies the server's certificate and name */
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -62,6 +66,7 @@ int cmd_call(int argc, char **argv)
         case 'H': tls.hostname = optarg; break;
         case 'c': tls.cert = optarg; break;
         case 'k': tls.private_key = optarg; break;
+        case 'I': insecure = 1; break;
         case 'h': call_usage(stdout); return CLI_OK;
         default: call_usage(stderr); return CLI_USAGE;
         }
@@ -79,8 +84,23 @@ int cmd_call(int argc, char **argv)
         typed_args_free(&args);
         return CLI_BAD_INPUT;
     }
+    amp_endpoint ep;
+    amp_err r = amp_endpoint_parse(endpoint, 0, &ep, err, sizeof err);
+    if (r != AMP_OK) {
+        fprintf(stderr, "amp-cli call: %s\n", err);
+        typed_args_free(&args);
+        return CLI_USAGE;
+    }
+    if (insecure) {
+        fprintf(stderr, "amp-cli call: WARNING: --insecure: the server's certificate and name "
+                        "are not checked; anyone on the path can read and change this "
+                        "connection\n");
+        tls.insecure_skip_verify = 1;
+        ep.tls.insecure_skip_verify = 1;
+    }
     amp_client *cl;
-    amp_err r = amp_client_connect(&cl, endpoint, timeout, err, sizeof err);
+    r = amp_client_connect_endpoint(&cl, &ep, timeout, err, sizeof err);
+    amp_endpoint_free(&ep);
     if (r != AMP_OK) {
         fprintf(stderr, "amp-cli call: %s\n", err);
         typed_args_free(&args);

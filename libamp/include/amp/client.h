@@ -33,6 +33,9 @@ AMP_API amp_err amp_reply_from_result(const amp_result *r, amp_reply **out);
  * `timeout` seconds (0: the endpoint's own timeout). */
 AMP_API amp_err amp_client_connect(amp_client **out, const char *endpoint, double timeout,
                                    char *err, size_t err_len);
+/* The same with a parsed endpoint (to adjust its TLS settings first). */
+AMP_API amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint *ep,
+                                            double timeout, char *err, size_t err_len);
 /* Call and wait for the outcome; *reply (always set on AMP_OK and on
  * AMP_E_REMOTE) must be freed with amp_reply_free(). Returns the call's
  * status: AMP_OK, AMP_E_REMOTE, AMP_E_TIMEOUT, AMP_E_CLOSED, or an error

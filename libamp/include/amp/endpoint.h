@@ -43,12 +43,18 @@ typedef struct amp_tls_config {
     const char *extra_chain;   /* PEM file of intermediates */
     const char *ca_file;       /* CAs that verify the peer */
     const char *ca_dir;
-    const char *hostname;      /* clients: name to verify and send (SNI);
-                                  defaults to the host */
+    const char *hostname;      /* clients: the name the server's certificate
+                                  must carry, also sent as SNI; NULL: the
+                                  host connected to (tcp:/ssl: endpoints) */
     const char *ciphers;       /* OpenSSL cipher list for TLS 1.2 */
     amp_client_cert client_cert; /* servers */
-    int verify_peer;           /* clients: verify the server (default 1 once
-                                  parsed; 0 only by explicit API use) */
+    int insecure_skip_verify;  /* clients: nonzero accepts any certificate
+                                  for any name, so anyone on the path can
+                                  read and change the connection. Zero (the
+                                  default, also of a zeroed struct): the
+                                  server's certificate must chain to the CAs
+                                  (the system's when none are given) and
+                                  name the host. No endpoint option sets it. */
 } amp_tls_config;
 
 /* A parsed endpoint. Strings point into the struct's own storage. */
