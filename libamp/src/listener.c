@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,19 +27,77 @@ struct amp_listener {
     int port;
     int is_unix;
     char *unix_path;
+    int spare_fd;      /* held in reserve for accepting when out of descriptors */
+    uint64_t shed;     /* connections closed at once for want of descriptors */
+    int depth;         /* accept callbacks on the stack */
+    int free_pending;  /* amp_listener_free() ran inside one: free on the way out */
 };
+
+int amp_reserve_fd(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+int amp_accept_or_shed(int listen_fd, int flags, int *spare, uint64_t *shed)
+{
+    int fd = accept4(listen_fd, NULL, NULL, flags);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    int saved = errno;
+    /* The descriptor table is full. The pending connection would stay at
+     * the head of the queue, its client waiting and a level-triggered
+     * watcher firing without end: give up the reserve to take it, close
+     * it so its client sees the close, and take the reserve back. */
+    if (spare && *spare >= 0) {
+        close(*spare);
+        *spare = -1;
+        int victim = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (victim >= 0) {
+            close(victim);
+            if (shed)
+                ++*shed;
+        }
+        *spare = amp_reserve_fd();
+    }
+    errno = saved;
+    return -1;
+}
+
+static void listener_release(amp_listener *l)
+{
+    if (l->loop) {
+        ev_io_stop(l->loop, &l->io);
+        ev_timer_stop(l->loop, &l->pause);
+    }
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    l->spare_fd = -1;
+    if (l->unix_path) {
+        unlink(l->unix_path);
+        free(l->unix_path);
+        l->unix_path = NULL;
+    }
+    if (l->ctx)
+        SSL_CTX_free(l->ctx);
+    l->ctx = NULL;
+}
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     amp_listener *l = w->data;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    l->depth++; /* the callback may free l: see amp_listener_free */
+    for (int i = 0; i < 64 && !l->free_pending; i++) {
+        int fd = amp_accept_or_shed(l->fd, SOCK_NONBLOCK | SOCK_CLOEXEC, &l->spare_fd, &l->shed);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* back off: descriptors or memory may be back in a moment */
                 ev_io_stop(loop, &l->io);
                 ev_timer_start(loop, &l->pause);
             }
-            return;
+            break;
         }
         if (!l->is_unix)
             amp__conn_tune_tcp(fd);
@@ -55,6 +114,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (l->cb)
             l->cb(l, c, l->user_data);
     }
+    if (--l->depth == 0 && l->free_pending)
+        free(l);
 }
 
 static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -113,6 +174,7 @@ amp_err amp_listen(struct ev_loop *loop, const char *endpoint, const amp_conn_co
     l->loop = loop;
     l->fd = -1;
     l->port = -1;
+    l->spare_fd = amp_reserve_fd(); /* -1 is survivable: then only the pause */
     if (cfg)
         l->cfg = *cfg;
     l->cb = cb;
@@ -206,21 +268,19 @@ int amp_listener_port(const amp_listener *l)
     return l ? l->port : -1;
 }
 
+uint64_t amp_listener_shed(const amp_listener *l)
+{
+    return l ? l->shed : 0;
+}
+
 void amp_listener_free(amp_listener *l)
 {
-    if (!l)
+    if (!l || l->free_pending)
         return;
-    if (l->loop) {
-        ev_io_stop(l->loop, &l->io);
-        ev_timer_stop(l->loop, &l->pause);
+    listener_release(l); /* the socket closes now, also from a callback */
+    if (l->depth > 0) {
+        l->free_pending = 1; /* accept_cb is on the stack: it frees l */
+        return;
     }
-    if (l->fd >= 0)
-        close(l->fd);
-    if (l->unix_path) {
-        unlink(l->unix_path);
-        free(l->unix_path);
-    }
-    if (l->ctx)
-        SSL_CTX_free(l->ctx);
     free(l);
 }

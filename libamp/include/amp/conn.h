@@ -95,7 +95,26 @@ AMP_API amp_err amp_listen(struct ev_loop *loop, const char *endpoint, const amp
                            size_t err_len);
 /* The bound TCP port (useful with tcp:0), or -1 for UNIX sockets. */
 AMP_API int amp_listener_port(const amp_listener *l);
+/* Connections accepted and closed at once because the process was out of
+ * descriptors (EMFILE, ENFILE): their clients see the connection close
+ * instead of waiting, and the listener pauses accepting for 0.1 s. */
+AMP_API uint64_t amp_listener_shed(const amp_listener *l);
+/* Closes the listening socket now. Safe inside the accept callback (the
+ * listener itself is freed when the callback returns). Accepted
+ * connections keep running. */
 AMP_API void amp_listener_free(amp_listener *l);
+
+/* For other listening sockets (the reserve-descriptor trick every libamp
+ * listener uses): accept4() that survives a full descriptor table. On
+ * EMFILE or ENFILE it closes *spare (a descriptor held in reserve, from
+ * amp_reserve_fd()), accepts the pending connection and closes it, opens
+ * *spare again, adds one to *shed (may be NULL) and returns -1 with errno
+ * EMFILE or ENFILE: stop accepting for a moment. The pending connection is
+ * gone, so a level-triggered watcher does not fire again for it. Otherwise
+ * accept4()'s result and errno. */
+AMP_API int amp_accept_or_shed(int listen_fd, int flags, int *spare, uint64_t *shed);
+/* A descriptor to hold in reserve (/dev/null), or -1. */
+AMP_API int amp_reserve_fd(void);
 
 AMP_API void amp_conn_set_callbacks(amp_conn *c, const amp_conn_callbacks *cb, void *user_data);
 AMP_API amp_session *amp_conn_session(amp_conn *c);
