@@ -138,6 +138,7 @@ static void out_of_descriptors(metrics_server *m)
         if (fd >= 0)
             close(fd);
     }
+    router_metrics_refused(m->r);
     ev_io_stop(m->loop, &m->io);
     ev_timer_set(&m->pause, EMFILE_PAUSE, 0);
     ev_timer_start(m->loop, &m->pause);
@@ -155,6 +156,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct client *c = m->clients < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
     if (!c) { /* busy: a scraper asks again */
         close(fd);
+        router_metrics_refused(m->r);
         return;
     }
     m->clients++;

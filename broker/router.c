@@ -113,7 +113,7 @@ struct router {
             subscriptions_refused, answers_failed, logins_busy,
             logins_throttled, logins_over_user_cap, cert_identities_refused,
             credentials_revoked, budget_events_dropped, budget_calls_refused,
-            budget_connections_closed, box_timeouts;
+            budget_connections_closed, box_timeouts, metrics_refused;
         uint64_t codes[N_BROKER_CODES];
         uint64_t other_codes; /* relayed from providers, and anything unknown */
         struct {
@@ -883,6 +883,8 @@ static size_t stats_table(router *r, struct counter_row *t)
          "max_queued_bytes", r->stats.budget_connections_closed, 0},
         {"box_timeouts", "connections closed for a box not completed within box_timeout",
          r->stats.box_timeouts, 0},
+        {"metrics_refused", "metrics clients turned away: 16 served already, or out of "
+         "descriptors", r->stats.metrics_refused, 0},
         {"bytes_in", "AMP bytes received", in, 0},
         {"bytes_out", "AMP bytes sent", out, 0},
         {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started), 1},
@@ -944,6 +946,11 @@ static void error_metric(const char *code, uint64_t n, void *ud)
     int len = snprintf(line, sizeof line, "amp_broker_errors{code=\"%s\"} %llu\n", code,
                        (unsigned long long)n);
     amp_buf_append(ud, (const uint8_t *)line, (size_t)len);
+}
+
+void router_metrics_refused(router *r)
+{
+    r->stats.metrics_refused++;
 }
 
 void router_metrics(router *r, amp_buf *out)

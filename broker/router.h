@@ -73,6 +73,8 @@ size_t router_inflight(const router *r);
  * `a` freed, nothing changed) if they cannot start. */
 int router_set_auth(router *r, auth *a);
 
+/* The metrics endpoint turned a client away (busy, or out of descriptors). */
+void router_metrics_refused(router *r);
 /* Every counter of amp.Stats in the Prometheus text format. */
 void router_metrics(router *r, amp_buf *out);
 
