@@ -34,6 +34,9 @@ struct peer {
     auth_credential cred;      /* how it logged in, checked again on reload */
     int counted;               /* counted in the router's user_conns */
     struct login *login;       /* its password check, while one runs */
+    amp_request *held;         /* a throttled login, answered when hold_timer */
+    double held_wait;          /* fires, and the wait left then */
+    ev_timer hold_timer;
     uint8_t source[17];        /* its address (IPv6: the /64), or UNIX peer */
     size_t source_len;         /* uid: the key of per-address login limits */
     ev_timer login_timer;
@@ -124,13 +127,14 @@ struct router {
 };
 
 #define THROTTLE_SLOTS 4096 /* per table (users, addresses): 128 KiB each */
+#define THROTTLE_HOLD 1.0   /* seconds a throttled login waits for its refusal */
 
 /* A password check on the worker pool. */
 struct login {
     hasher_task task; /* first: the pool hands back &task */
     router *r;
     struct peer *peer; /* NULL once it is gone: the result is dropped */
-    amp_request *req;
+    amp_request *req;  /* answered exactly once, also when the peer is gone */
     auth_pw_job job;
     uint8_t source[17];
     size_t source_len;
@@ -1070,7 +1074,9 @@ static void login_run(hasher_task *t)
     auth_password_run(&((struct login *)t)->job);
 }
 
-/* Back on the loop: answer, unless the peer left meanwhile. */
+/* Back on the loop: answer. A peer that left meanwhile is not answered
+ * (nor counted): its request is only released, which answering a request of
+ * a closed connection does. */
 static void login_done(hasher_task *t)
 {
     struct login *l = (struct login *)t;
@@ -1098,6 +1104,8 @@ static void login_done(hasher_task *t)
             throttle_succeeded(r->fail_users, l->job.user, strlen(l->job.user));
             login_accepted(r, p, l->req, id, &cred, "password");
         }
+    } else {
+        amp_request_error(l->req, "AUTH_FAILED", "the connection is gone", 0);
     }
     auth_password_release(&l->job);
     free(l);
@@ -1111,7 +1119,27 @@ static size_t logins_from(router *r, const struct peer *p)
     return n;
 }
 
-/* 1 (and answered) if the user or the address failed too often lately. */
+static void answer_held(router *r, struct peer *p)
+{
+    char d[96];
+    snprintf(d, sizeof d, "too many failed logins lately: try again in %.0f s",
+             p->held_wait + 0.5);
+    amp_request *req = p->held;
+    p->held = NULL;
+    fail(r, req, "LOGIN_THROTTLED", d);
+}
+
+static void hold_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct peer *p = w->data;
+    answer_held(p->r, p);
+}
+
+/* 1 if the user or the address failed too often lately: the login is then
+ * refused with LOGIN_THROTTLED, after holding it for up to THROTTLE_HOLD
+ * seconds of the wait (and half the time left to log in), so that a client
+ * retrying at once gains nothing and a flood of them holds connections
+ * instead of churning through them. */
 static int throttled(router *r, struct peer *p, amp_request *req, const amp_pair *user)
 {
     double now = ev_now(r->loop);
@@ -1125,9 +1153,15 @@ static int throttled(router *r, struct peer *p, amp_request *req, const amp_pair
     r->stats.logins_throttled++;
     log_peer(&p->log, LOG_DEBUG, "peer %llu (%s): login throttled for %.1f s",
              (unsigned long long)p->id, amp_conn_peer_name(p->conn), wait);
-    char d[96];
-    snprintf(d, sizeof d, "too many failed logins lately: try again in %.0f s", wait + 0.5);
-    fail(r, req, "LOGIN_THROTTLED", d);
+    double hold = wait < THROTTLE_HOLD ? wait : THROTTLE_HOLD;
+    if (ev_is_active(&p->login_timer)) { /* answered well before login_timeout */
+        double left = ev_timer_remaining(r->loop, &p->login_timer) / 2;
+        hold = left < hold ? left : hold;
+    }
+    p->held = req;
+    p->held_wait = wait - hold;
+    ev_timer_set(&p->hold_timer, hold, 0);
+    ev_timer_start(r->loop, &p->hold_timer);
     return 1;
 }
 
@@ -1179,7 +1213,7 @@ static void do_login(router *r, struct peer *p, amp_request *req, const amp_box 
         amp_request_answer(req, NULL, 0); /* nothing to log in to */
         return;
     }
-    if (p->login) {
+    if (p->login || p->held) {
         login_busy(r, p, req, "a login is already in progress on this connection");
         return;
     }
@@ -1249,6 +1283,10 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *box, void *
  * comes back; its user count and credential go. */
 static void forget_login(router *r, struct peer *p)
 {
+    ev_timer_stop(r->loop, &p->hold_timer);
+    if (p->held) /* released: the connection is gone */
+        amp_request_error(p->held, "LOGIN_THROTTLED", "the connection is gone", 0);
+    p->held = NULL;
     if (p->login)
         p->login->peer = NULL;
     p->login = NULL;
@@ -1413,6 +1451,8 @@ void router_accept(router *r, amp_conn *c)
     amp_session_serve_fallback(amp_conn_session(c), on_call, p);
     ev_timer_init(&p->login_timer, login_timeout, r->cfg.login_timeout, 0);
     p->login_timer.data = p;
+    ev_timer_init(&p->hold_timer, hold_done, 0, 0);
+    p->hold_timer.data = p;
     if (r->auth) {
         if (auth_anonymous(r->auth))
             anonymous_login(p, auth_anonymous(r->auth));
