@@ -17,5 +17,6 @@ int bench_json_doubles(const char *json, const char *key, double *out, int n);
 int bench_codec(int argc, char **argv);
 int bench_call(int argc, char **argv);
 int bench_broker(int argc, char **argv);
+int bench_login(int argc, char **argv);
 
 #endif

@@ -81,12 +81,16 @@ int main(int argc, char **argv)
         return bench_call(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "broker"))
         return bench_broker(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "login-flood"))
+        return bench_login(argc - 1, argv + 1);
     printf("usage: amp-bench codec|call|broker [--runs N] [--quick]\n"
+           "       amp-bench login-flood [--before BROKER] [--flooders N,...] [--seconds S]\n"
            "\n"
            "Benchmarks that run libamp and the reference implementation in the same\n"
            "run and print the ratio.\n"
            "  codec   decode/encode throughput against Twisted's parser and serializer\n"
            "  call    calls/s and latency against a Twisted server and a raw socket\n"
-           "  broker  routed calls, fan-out and memory against nats-server\n");
+           "  broker  routed calls, fan-out and memory against nats-server\n"
+           "  login-flood  routed-call latency while connections send bad passwords\n");
     return argc >= 2 && strcmp(argv[1], "--help") ? 2 : 0;
 }
