@@ -82,9 +82,10 @@ def files(tmp_path):
     return tmp_path
 
 
-def start(files, extra="", login_timeout=10):
-    """A broker with the test's files. The login timeout is long by default:
-    on a busy machine the hashing threads (below normal priority) are slow."""
+def start(files, extra="", login_timeout=0.7):
+    """A broker with the test's files. Tests that hash many passwords give a
+    longer login timeout: on a busy machine the hashing threads (below
+    normal priority) are slow."""
     conf = files / "broker.conf"
     conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\n[auth]\n"
                     "password_file = %s\ntokens_file = %s\nacl_file = %s\nlogin_timeout = %s\n%s"
@@ -102,7 +103,7 @@ def login(port, source=None, **creds):
 
 
 def test_login_required_and_timeout(files):
-    b = start(files, login_timeout=0.7)
+    b = start(files)
     try:
         p = Peer(b.port)
         got = p.call("Sum", a="1", b="2")
@@ -223,7 +224,7 @@ def test_identities_with_wildcards_are_refused(files):
 
 def test_anonymous_only_where_configured(files):
     (files / "acl").write_text(ACL + "allow anonymous call Sum\n")
-    b = start(files, "anonymous = guests\n", login_timeout=0.7)
+    b = start(files, "anonymous = guests\n")
     try:
         p = Peer(b.port)
         # anonymous may call Sum (UNHANDLED: nobody serves it) but not Other
@@ -435,7 +436,7 @@ def test_unknown_users_cost_as_much_as_known_ones(files):
     """A failed login for a user without a password, or for no user at all,
     runs a dummy PBKDF2 of the default cost. Every attempt comes from its own
     address and no name fails five times, so no throttle answers instead."""
-    b = start(files)
+    b = start(files, login_timeout=10)
     try:
         times = {"alice": [], "bob": [], "nobody": []}  # password, token only, unknown
         for i in range(5):
@@ -458,7 +459,8 @@ def test_pending_logins_are_bounded(files):
     """One check at a time per connection, max_pending_logins_per_address
     per address, max_pending_logins in all: beyond them LOGIN_BUSY at once."""
     b = start(files, "login_workers = 1\nmax_pending_logins = 3\n"
-                     "max_pending_logins_per_address = 2\nlogin_throttle_after = 1000\n")
+                     "max_pending_logins_per_address = 2\nlogin_throttle_after = 1000\n",
+              login_timeout=10)
     try:
         # a second login on the same connection while the first is checked
         p = Peer(b.port)
@@ -494,7 +496,7 @@ def test_failed_logins_are_throttled_per_user_and_per_address(files):
     LOGIN_BUSY at once), then refused with LOGIN_THROTTLED, unchecked."""
     (files / "acl").write_text(ACL + "allow role:workers call amp.Stats\n")
     # a throttled login is held for at most half the time left to log in
-    b = start(files, "login_throttle_after = 2\nlogin_throttle_max = 60\n", login_timeout=0.7)
+    b = start(files, "login_throttle_after = 2\nlogin_throttle_max = 60\n")
     try:
         for _ in range(2):
             assert failed_login_seconds(b.port, "alice", "127.0.0.1") >= 0
@@ -533,7 +535,7 @@ def test_failed_logins_are_throttled_per_user_and_per_address(files):
 def test_peers_leaving_while_their_password_is_checked(files):
     """The check's result is dropped; nothing is answered, nothing counted,
     nothing crashes; a broker stopped with checks running exits cleanly."""
-    b = start(files)
+    b = start(files, login_timeout=10)
     try:
         for i in range(12):
             s = socket.create_connection(("127.0.0.1", b.port),
@@ -584,7 +586,7 @@ def test_calls_are_answered_during_a_login_flood(files):
     while a logged-in client makes routed calls: hashing runs off the loop,
     so every call is answered well within a second (with the hashing on the
     loop it waited for up to 64 x 42 ms)."""
-    b = start(files)
+    b = start(files, login_timeout=10)
     stop = threading.Event()
     try:
         worker = login(b.port, username="worker", password="w0rk")
@@ -619,7 +621,7 @@ def test_reload_ends_sessions_whose_credential_changed(files):
     with open(files / "passwd", "a") as f:
         f.write("bob:users:%s\n" % hash_password("bobs-password"))
     (files / "acl").write_text(ACL + "allow role:users call amp.Stats\n")
-    b = start(files)
+    b = start(files, login_timeout=10)
     try:
         bob_token = login(b.port, token="s3cret-token")
         bob_password = login(b.port, username="bob", password="bobs-password")
