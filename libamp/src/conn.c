@@ -20,6 +20,7 @@
 
 #include "amp/conn.h"
 #include "conn_internal.h"
+#include "resolve.h"
 #include "tls.h"
 
 #define READ_CHUNK 65536
@@ -57,6 +58,8 @@ static void really_free(amp_conn *c)
         SSL_CTX_free(c->serve_tls_ctx);
     free(c->hostname);
     free(c->connect_host);
+    if (c->addrs)
+        freeaddrinfo(c->addrs);
     amp_session_free(c->s);
     free(c);
 }
@@ -93,6 +96,8 @@ static void finish(amp_conn *c, int reason)
         return;
     }
     c->state = CONN_CLOSED;
+    amp__lookup_cancel(c->lookup);
+    c->lookup = NULL;
     ev_io_stop(c->loop, &c->rio);
     ev_io_stop(c->loop, &c->wio);
     ev_prepare_stop(c->loop, &c->prep);
@@ -809,8 +814,10 @@ const char *amp_conn_peer_name(amp_conn *c)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         char host[48] = "?";
-        if (c->unix_socket || getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
-            snprintf(c->peer_name, sizeof c->peer_name, "%s", c->unix_socket ? "unix" : "?");
+        if (c->unix_socket) {
+            snprintf(c->peer_name, sizeof c->peer_name, "%s", "unix");
+        } else if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
+            return "?"; /* not connected (yet): ask again later */
         } else if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
@@ -971,10 +978,45 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     amp_conn *c = w->data;
     enter(c);
-    set_error(c, "%s", c->state == CONN_TLS_HANDSHAKE ? "TLS handshake timed out"
-                                                      : "connection timed out");
-    finish(c, c->state == CONN_TLS_HANDSHAKE ? AMP_E_TLS : AMP_E_CONNECT);
+    if (c->lookup) {
+        set_error(c, "cannot resolve %s: timed out", c->connect_host);
+        finish(c, AMP_E_RESOLVE);
+    } else if (c->state == CONN_TLS_HANDSHAKE) {
+        set_error(c, "%s", "TLS handshake timed out");
+        finish(c, AMP_E_TLS);
+    } else {
+        set_error(c, "%s", "connection timed out");
+        finish(c, AMP_E_CONNECT);
+    }
     leave(c);
+}
+
+/* Start connecting to the next address not yet tried. 0: under way; -1:
+ * none left (c->connect_errno says why the last one failed). */
+static int connect_next(amp_conn *c)
+{
+    while (c->next_addr) {
+        struct addrinfo *a = c->next_addr;
+        c->next_addr = a->ai_next;
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            c->connect_errno = errno;
+            continue;
+        }
+        amp__conn_tune_tcp(fd);
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS &&
+            errno != EAGAIN) {
+            c->connect_errno = errno;
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        ev_io_set(&c->rio, fd, EV_READ);
+        ev_io_set(&c->wio, fd, EV_WRITE);
+        ev_io_start(c->loop, &c->wio); /* writable: connected or failed */
+        return 0;
+    }
+    return -1;
 }
 
 static void connected(amp_conn *c)
@@ -983,12 +1025,22 @@ static void connected(amp_conn *c)
     socklen_t len = sizeof soerr;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         soerr = errno;
-    if (soerr) {
+    if (soerr) { /* this address failed: the next one, if any */
+        ev_io_stop(c->loop, &c->wio);
+        close(c->fd);
+        c->fd = -1;
+        c->connect_errno = soerr;
+        if (connect_next(c) == 0)
+            return;
         set_error(c, "connect failed: %s", strerror(soerr));
         finish(c, AMP_E_CONNECT);
         return;
     }
     ev_io_stop(c->loop, &c->wio);
+    if (c->addrs) {
+        freeaddrinfo(c->addrs);
+        c->addrs = c->next_addr = NULL;
+    }
     if (c->pending_tls_ctx) { /* ssl: endpoint */
         SSL_CTX *ctx = c->pending_tls_ctx;
         c->pending_tls_ctx = NULL;
@@ -1010,8 +1062,6 @@ static void connected(amp_conn *c)
         flush(c);
 }
 
-static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents);
-
 int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
 {
     if (ctx) { /* a peer that never completes the handshake is closed */
@@ -1025,15 +1075,113 @@ int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
     return 0;
 }
 
-static int nonblocking_socket(int domain)
-{
-    return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-}
-
 void amp__conn_tune_tcp(int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* The lookup of a host name finished (on the loop). */
+static void resolved(void *ud, struct addrinfo *addrs, int gai_error)
+{
+    amp_conn *c = ud;
+    enter(c);
+    c->lookup = NULL;
+    if (!addrs) {
+        char what[300];
+        snprintf(what, sizeof what, "cannot resolve %s: %s", c->connect_host,
+                 gai_strerror(gai_error));
+        set_error(c, "%s", what);
+        finish(c, AMP_E_RESOLVE);
+    } else {
+        c->addrs = c->next_addr = addrs;
+        if (connect_next(c)) {
+            set_error(c, "connect failed: %s", strerror(c->connect_errno));
+            finish(c, AMP_E_CONNECT);
+        }
+    }
+    leave(c);
+}
+
+/* A new connection in CONN_CONNECTING, without a socket yet. */
+static amp_conn *connecting(struct ev_loop *loop, const amp_endpoint *ep,
+                            const amp_conn_config *cfg, SSL_CTX *ctx, int fd)
+{
+    amp_conn *c = amp__conn_new(loop, fd, cfg);
+    if (!c)
+        return NULL;
+    c->unix_socket = ep->kind == AMP_ENDPOINT_UNIX;
+    if (!c->unix_socket) {
+        c->connect_host = strdup(ep->host); /* what StartTLS verifies */
+        if (ctx)
+            c->hostname = strdup(ep->tls.hostname ? ep->tls.hostname : ep->host);
+        if (!c->connect_host || (ctx && !c->hostname)) {
+            really_free(c);
+            return NULL;
+        }
+        c->verify_host = !ep->tls.insecure_skip_verify;
+    }
+    c->pending_tls_ctx = ctx;
+    c->state = CONN_CONNECTING;
+    ev_init(&c->connect_timer, connect_timeout_cb);
+    c->connect_timer.data = c;
+    amp__timer_start_fresh(loop, &c->connect_timer, ep->timeout);
+    return c;
+}
+
+static amp_err connect_unix(struct ev_loop *loop, const amp_endpoint *ep,
+                            const amp_conn_config *cfg, amp_conn **out, char *err,
+                            size_t err_len)
+{
+    struct sockaddr_un sa = {0};
+    sa.sun_family = AF_UNIX;
+    strncpy(sa.sun_path, ep->path, sizeof sa.sun_path - 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS &&
+                   errno != EAGAIN)) {
+        if (err)
+            snprintf(err, err_len, "cannot connect to %s: %s", ep->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return AMP_E_CONNECT;
+    }
+    amp_conn *c = connecting(loop, ep, cfg, NULL, fd);
+    if (!c) {
+        close(fd);
+        return AMP_E_NOMEM;
+    }
+    ev_io_start(loop, &c->wio);
+    *out = c;
+    return AMP_OK;
+}
+
+amp_err amp__connect_addrinfo(struct ev_loop *loop, const amp_endpoint *ep,
+                              const amp_conn_config *cfg, struct addrinfo *addrs,
+                              amp_conn **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    SSL_CTX *ctx = NULL;
+    if (ep->kind == AMP_ENDPOINT_SSL && !(ctx = amp__tls_ctx(&ep->tls, 0, err, err_len))) {
+        freeaddrinfo(addrs);
+        return AMP_E_TLS;
+    }
+    amp_conn *c = connecting(loop, ep, cfg, ctx, -1);
+    if (!c) {
+        SSL_CTX_free(ctx);
+        freeaddrinfo(addrs);
+        return AMP_E_NOMEM;
+    }
+    c->addrs = c->next_addr = addrs;
+    if (connect_next(c)) { /* every address failed at once: say so now */
+        if (err)
+            snprintf(err, err_len, "cannot connect to %s: %s", ep->host,
+                     strerror(c->connect_errno));
+        ev_timer_stop(loop, &c->connect_timer);
+        really_free(c);
+        return AMP_E_CONNECT;
+    }
+    *out = c;
+    return AMP_OK;
 }
 
 amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
@@ -1043,74 +1191,36 @@ amp_err amp_connect_endpoint(struct ev_loop *loop, const amp_endpoint *ep,
     if (!loop || !ep || !out || ep->server)
         return AMP_E_INVALID;
     *out = NULL;
+    if (ep->kind == AMP_ENDPOINT_UNIX)
+        return connect_unix(loop, ep, cfg, out, err, err_len);
+    if (!ep->host)
+        return AMP_E_INVALID;
+    /* An address needs no lookup: connect now. A name is resolved in a
+     * thread (getaddrinfo blocks); `ready` or `closed` follows either way. */
+    struct addrinfo hints, *addrs = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", ep->port);
+    if (getaddrinfo(ep->host, port, &hints, &addrs) == 0)
+        return amp__connect_addrinfo(loop, ep, cfg, addrs, out, err, err_len);
     SSL_CTX *ctx = NULL;
-    if (ep->kind == AMP_ENDPOINT_SSL) {
-        ctx = amp__tls_ctx(&ep->tls, 0, err, err_len);
-        if (!ctx)
-            return AMP_E_TLS;
-    }
-    int fd = -1, r;
-    int is_unix = ep->kind == AMP_ENDPOINT_UNIX;
-    if (is_unix) {
-        struct sockaddr_un sa = {0};
-        sa.sun_family = AF_UNIX;
-        strncpy(sa.sun_path, ep->path, sizeof sa.sun_path - 1);
-        fd = nonblocking_socket(AF_UNIX);
-        r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    } else {
-        struct addrinfo hints = {0}, *ai = NULL;
-        hints.ai_socktype = SOCK_STREAM;
-        char port[16];
-        snprintf(port, sizeof port, "%d", ep->port);
-        int g = getaddrinfo(ep->host, port, &hints, &ai);
-        if (g) {
-            if (err)
-                snprintf(err, err_len, "cannot resolve %s: %s", ep->host, gai_strerror(g));
-            SSL_CTX_free(ctx);
-            return AMP_E_RESOLVE;
-        }
-        fd = nonblocking_socket(ai->ai_family);
-        r = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
-        freeaddrinfo(ai);
-        if (fd >= 0)
-            amp__conn_tune_tcp(fd);
-    }
-    if (fd < 0 || (r < 0 && errno != EINPROGRESS && errno != EAGAIN)) {
-        if (err)
-            snprintf(err, err_len, "cannot connect to %s: %s", is_unix ? ep->path : ep->host,
-                     strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        SSL_CTX_free(ctx);
-        return AMP_E_CONNECT;
-    }
-    amp_conn *c = amp__conn_new(loop, fd, cfg);
+    if (ep->kind == AMP_ENDPOINT_SSL && !(ctx = amp__tls_ctx(&ep->tls, 0, err, err_len)))
+        return AMP_E_TLS;
+    amp_conn *c = connecting(loop, ep, cfg, ctx, -1);
     if (!c) {
-        close(fd);
         SSL_CTX_free(ctx);
         return AMP_E_NOMEM;
     }
-    c->unix_socket = is_unix;
-    c->pending_tls_ctx = ctx;
-    if (!is_unix)
-        c->connect_host = strdup(ep->host); /* StartTLS verifies this name */
-    if (ctx) {
-        const char *name = ep->tls.hostname ? ep->tls.hostname : ep->host;
-        c->hostname = strdup(name);
-        c->verify_host = !ep->tls.insecure_skip_verify;
-    }
-    if (!is_unix && (!c->connect_host || (ctx && !c->hostname))) {
-        c->pending_tls_ctx = NULL;
+    c->lookup = amp__lookup_start(loop, ep->host, ep->port, resolved, c);
+    if (!c->lookup) {
+        if (err)
+            snprintf(err, err_len, "cannot resolve %s: no thread for the lookup", ep->host);
+        ev_timer_stop(loop, &c->connect_timer);
         really_free(c);
-        close(fd);
-        SSL_CTX_free(ctx);
-        return AMP_E_NOMEM;
+        return AMP_E_RESOLVE;
     }
-    c->state = CONN_CONNECTING;
-    ev_io_start(loop, &c->wio);
-    ev_init(&c->connect_timer, connect_timeout_cb);
-    c->connect_timer.data = c;
-    amp__timer_start_fresh(loop, &c->connect_timer, ep->timeout);
     *out = c;
     return AMP_OK;
 }

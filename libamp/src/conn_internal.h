@@ -35,6 +35,10 @@ struct amp_conn {
     SSL_CTX *serve_tls_ctx;   /* server: answers StartTLS with this */
     uint64_t tls_mark;        /* server StartTLS: output position where TLS starts */
     char *connect_host; /* the host name or address connected to, or NULL */
+    struct amp__lookup *lookup; /* resolving connect_host, or NULL */
+    struct addrinfo *addrs;     /* resolved addresses, tried in turn */
+    struct addrinfo *next_addr; /* the next one to try */
+    int connect_errno;          /* why the last address failed */
     char *hostname;     /* TLS client: the name the certificate must carry */
     int verify_host;
     char *peer_subject;
@@ -72,6 +76,14 @@ amp_conn *amp__conn_new(struct ev_loop *loop, int fd, const amp_conn_config *cfg
 /* Begin reading a plain connection, or the TLS handshake with `ctx`. */
 int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx);
 void amp__conn_tune_tcp(int fd);
+/* Connect to each of `addrs` in turn (taking them) until one connects; the
+ * endpoint supplies the rest (TLS, host name, timeout). The path for
+ * numeric hosts and, after the lookup, for names; tests call it directly
+ * with a list of their own. */
+struct addrinfo;
+amp_err amp__connect_addrinfo(struct ev_loop *loop, const amp_endpoint *ep,
+                              const amp_conn_config *cfg, struct addrinfo *addrs,
+                              amp_conn **out, char *err, size_t err_len);
 /* Milliseconds on a monotonic clock read now: the clock of call deadlines.
  * (ev_now() is the loop's cached time, stale when the loop has not run.) */
 uint64_t amp__now_ms(void);
