@@ -68,9 +68,16 @@ typedef struct amp_conn_config {
 } amp_conn_config;
 
 /* Connect to a client endpoint string (see endpoint.h). AMP_OK means the
- * attempt started: `ready` or `closed` follows. Errors (no callback runs):
- * AMP_E_ENDPOINT (with a message in err), AMP_E_TLS (bad certificate
- * files), AMP_E_RESOLVE, AMP_E_CONNECT, AMP_E_NOMEM. */
+ * attempt started: `ready` or `closed` follows. A host name is resolved
+ * without blocking the loop (getaddrinfo in a thread of its own per lookup;
+ * numeric addresses need none), and every address it gives is tried in
+ * turn until one connects; the endpoint's timeout covers all of it. A name
+ * that does not resolve ends in `closed` with AMP_E_RESOLVE, addresses that
+ * all refuse with AMP_E_CONNECT. Errors returned at once (no callback
+ * runs): AMP_E_ENDPOINT (with a message in err), AMP_E_TLS (bad certificate
+ * files), AMP_E_CONNECT (a numeric address or UNIX path failed at once),
+ * AMP_E_RESOLVE (no thread for the lookup), AMP_E_NOMEM. amp_conn_fd() is
+ * -1 until a socket exists. */
 AMP_API amp_err amp_connect(struct ev_loop *loop, const char *endpoint,
                             const amp_conn_config *cfg, amp_conn **out, char *err,
                             size_t err_len);
