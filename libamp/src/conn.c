@@ -130,6 +130,7 @@ static void begin_closing(amp_conn *c)
     }
     c->state = CONN_CLOSING;
     ev_io_stop(c->loop, &c->rio);
+    ev_timer_stop(c->loop, &c->box_timer); /* no more input to wait for */
     ev_prepare_start(c->loop, &c->prep);
 }
 
@@ -517,10 +518,11 @@ static ssize_t read_some(amp_conn *c, uint8_t *buf, size_t n)
  * memory the partial box pins is released when it fires. */
 static void watch_partial_box(amp_conn *c)
 {
-    if (c->box_timeout <= 0 || c->state == CONN_CLOSED)
+    if (c->box_timeout <= 0)
         return;
     size_t pending = amp_session_input_pending(c->s);
-    if (!pending) {
+    if (!pending || c->state != CONN_OPEN || amp_session_is_closed(c->s)) {
+        /* complete, or no longer reading: a close under way keeps its reason */
         ev_timer_stop(c->loop, &c->box_timer);
         return;
     }
