@@ -110,8 +110,8 @@ int cmd_call(int argc, char **argv)
     if (starttls) {
         r = amp_client_start_tls(cl, &tls, timeout);
         if (r != AMP_OK) {
-            fprintf(stderr, "amp-cli call: StartTLS failed: %s %s\n", amp_strerror(r),
-                    amp_client_error_text(cl));
+            const char *why = amp_client_error_text(cl);
+            fprintf(stderr, "amp-cli call: StartTLS failed: %s\n", *why ? why : amp_strerror(r));
             status = r == AMP_E_TIMEOUT ? CLI_TIMEOUT : CLI_CONN;
             goto out;
         }
