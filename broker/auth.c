@@ -399,19 +399,6 @@ void auth_password_release(auth_pw_job *job)
     job->stored = NULL;
 }
 
-const struct identity *auth_password(const auth *a, const uint8_t *user, size_t ulen,
-                                     const uint8_t *password, size_t plen,
-                                     auth_credential *cred)
-{
-    auth_pw_job job;
-    if (auth_password_prepare(a, user, ulen, password, plen, &job))
-        return NULL;
-    auth_password_run(&job);
-    const struct identity *id = auth_password_finish(a, &job, cred);
-    auth_password_release(&job);
-    return id;
-}
-
 static const struct user *user_by_digest(const auth *a, const uint8_t digest[32])
 {
     const struct user *found = NULL;

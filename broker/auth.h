@@ -85,10 +85,6 @@ const struct identity *auth_password_finish(const auth *a, const auth_pw_job *jo
                                             auth_credential *cred);
 /* Wipes the password copy and frees what prepare allocated. */
 void auth_password_release(auth_pw_job *job);
-/* All three steps on the calling thread. */
-const struct identity *auth_password(const auth *a, const uint8_t *user, size_t ulen,
-                                     const uint8_t *password, size_t plen,
-                                     auth_credential *cred);
 
 /* A token (cheap: one SHA-256, compared to every entry in constant time);
  * fills *cred on success. */

@@ -136,6 +136,8 @@ struct login {
     struct peer *peer; /* NULL once it is gone: the result is dropped */
     amp_request *req;  /* answered exactly once, also when the peer is gone */
     auth_pw_job job;
+    uint8_t *user;     /* the name as sent: the key of its failure count */
+    size_t user_len;
     uint8_t source[17];
     size_t source_len;
     struct login *prev, *next;
@@ -1093,21 +1095,21 @@ static void login_done(hasher_task *t)
         auth_credential cred = {0};
         const struct identity *id =
             t->ran && r->auth ? auth_password_finish(r->auth, &l->job, &cred) : NULL;
-        amp_pair user = {(const uint8_t *)"username", 8, (const uint8_t *)l->job.user,
-                         strlen(l->job.user)};
+        amp_pair user = {(const uint8_t *)"username", 8, l->user, l->user_len};
         if (!id) {
             double now = ev_now(r->loop);
-            throttle_failed(r->fail_users, l->job.user, strlen(l->job.user), now);
+            throttle_failed(r->fail_users, l->user, l->user_len, now);
             throttle_failed(r->fail_sources, l->source, l->source_len, now);
             login_failed(r, p, l->req, &user);
         } else {
-            throttle_succeeded(r->fail_users, l->job.user, strlen(l->job.user));
+            throttle_succeeded(r->fail_users, l->user, l->user_len);
             login_accepted(r, p, l->req, id, &cred, "password");
         }
     } else {
         amp_request_error(l->req, "AUTH_FAILED", "the connection is gone", 0);
     }
     auth_password_release(&l->job);
+    free(l->user);
     free(l);
 }
 
@@ -1186,8 +1188,13 @@ static void password_login(router *r, struct peer *p, amp_request *req, const am
         return;
     }
     struct login *l = calloc(1, sizeof *l);
-    if (!l || auth_password_prepare(r->auth, user->value, user->value_len, pw->value,
-                                    pw->value_len, &l->job)) {
+    if (l && (l->user = malloc(user->value_len + 1)))
+        memcpy(l->user, user->value, l->user_len = user->value_len);
+    if (!l || !l->user ||
+        auth_password_prepare(r->auth, user->value, user->value_len, pw->value, pw->value_len,
+                              &l->job)) {
+        if (l)
+            free(l->user);
         free(l);
         fail(r, req, "UNKNOWN", "Unknown Error");
         return;

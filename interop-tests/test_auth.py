@@ -264,6 +264,32 @@ def client_cert(d, name, subj, san=None):
     return d / (name + ".pem"), d / (name + ".key")
 
 
+def client_cert_with_nul(d, name, common_name):
+    """A client certificate whose commonName holds a NUL byte, which the
+    openssl CLI cannot write: made with the cryptography package, signed by
+    the test CA."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    ca_key = serialization.load_pem_private_key((d / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((d / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(4242)
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(ca_key, hashes.SHA256()))
+    (d / (name + ".pem")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / (name + ".key")).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return d / (name + ".pem"), d / (name + ".key")
+
+
 def tls_broker(files, d, auth_extra):
     """A broker on an ssl: listener that requires a client certificate."""
     conf = files / "broker.conf"
@@ -299,7 +325,7 @@ def test_client_certificate_names_the_user(files, short_pki):
 def test_certificate_common_name_is_read_as_a_field(files, short_pki):
     """The one-line subject "/O=x/CN=admin/CN=mallory" has "/CN=admin" in it,
     inside the O field: the identity is the certificate's single commonName
-    entry, and two of them, or none, name nobody."""
+    entry, and two of them, none, or one with a NUL byte name nobody."""
     d = short_pki
     with open(files / "passwd", "a") as f:
         f.write("admin:admins:-\nmallory:users:-\n")
@@ -308,20 +334,22 @@ def test_certificate_common_name_is_read_as_a_field(files, short_pki):
     trick = client_cert(d, "trick", "/O=x\\/CN=admin/CN=mallory")
     two = client_cert(d, "two", "/CN=mallory/CN=admin")
     none = client_cert(d, "none", "/O=admin")
+    nul = client_cert_with_nul(d, "nul", "alice\x00admin")
     alice = client_cert(d, "alice", "/CN=alice")
     b = tls_broker(files, d, "cert_identity = cn\n")
     try:
         r = cert_call(b, d, trick)
         assert r.returncode == 4, r.stdout
         assert b"PERMISSION_DENIED: mallory may not call amp.Stats" in r.stderr, r.stderr
-        for cert in (two, none):
+        for cert in (two, none, nul):
             r = cert_call(b, d, cert)
             assert r.returncode == 4 and b"AUTH_REQUIRED" in r.stderr, (r.stdout, r.stderr)
         stats = json.loads(cert_call(b, d, alice).stdout)
-        assert stats["cert_identities_refused"] == "2", stats
+        assert stats["cert_identities_refused"] == "3", stats
     finally:
         err = b.stop()
     assert "more than one commonName" in err and "no commonName" in err
+    assert "commonName holds a NUL" in err
 
 
 SAN_MODES = [
