@@ -449,6 +449,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     log_msg(LOG_INFO, "signal %d: draining (%zu calls in flight)", w->signum,
             router_inflight(d->r));
     for (int i = 0; i < d->nlisten; i++) {
+        if (d->listeners[i])
+            router_listener_gone(d->r, d->listeners[i]);
         amp_listener_free(d->listeners[i]);
         d->listeners[i] = NULL;
     }
@@ -573,6 +575,7 @@ int main(int argc, char **argv)
     }
     s.conn.usage = router_usage(r); /* every session counts toward max_queued_bytes */
     amp_listener *listeners[MAX_LISTEN] = {0};
+    router_count_listeners(r, listeners, MAX_LISTEN);
     int status = 0;
     for (int i = 0; i < s.nlisten && !status; i++) {
         char err[512];
@@ -623,6 +626,7 @@ int main(int argc, char **argv)
         ev_timer_stop(loop, &d.poll);
     }
     metrics_free(metrics);
+    router_count_listeners(r, NULL, 0);
     for (int i = 0; i < s.nlisten; i++)
         amp_listener_free(listeners[i]);
     router_free(r);

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <ev.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -122,35 +121,24 @@ static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents)
 {
     metrics_server *m = w->data;
     if (m->spare < 0)
-        m->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        m->spare = amp_reserve_fd();
     ev_io_start(loop, &m->io);
-}
-
-/* Out of descriptors: the waiting connection would make the listener fire
- * again at once, forever. Accept it with the spare descriptor and close it,
- * then pause accepting for a moment. */
-static void out_of_descriptors(metrics_server *m)
-{
-    if (m->spare >= 0) {
-        close(m->spare);
-        m->spare = -1;
-        int fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-    }
-    router_metrics_refused(m->r);
-    ev_io_stop(m->loop, &m->io);
-    ev_timer_set(&m->pause, EMFILE_PAUSE, 0);
-    ev_timer_start(m->loop, &m->pause);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     metrics_server *m = w->data;
-    int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    uint64_t shed = 0;
+    int fd = amp_accept_or_shed(m->fd, SOCK_NONBLOCK | SOCK_CLOEXEC, &m->spare, &shed);
+    if (shed)
+        router_metrics_refused(m->r);
     if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            out_of_descriptors(m);
+        /* out of descriptors (the waiting client was shed) or memory: pause */
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            ev_io_stop(loop, &m->io);
+            ev_timer_set(&m->pause, EMFILE_PAUSE, 0);
+            ev_timer_start(loop, &m->pause);
+        }
         return;
     }
     struct client *c = m->clients < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
@@ -207,7 +195,7 @@ metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, route
     m->port = ntohs(sa.sin_port);
     m->loop = loop;
     m->r = r;
-    m->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    m->spare = amp_reserve_fd();
     ev_io_init(&m->io, accept_cb, m->fd, EV_READ);
     m->io.data = m;
     ev_timer_init(&m->pause, resume_accepting, EMFILE_PAUSE, 0);

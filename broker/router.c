@@ -85,6 +85,8 @@ static const char *const broker_codes[] = {
 #define MAX_CLOSE_REASONS 48
 
 struct router {
+    amp_listener *const *listeners; /* the caller's; NULL entries skipped */
+    int nlisteners;
     struct ev_loop *loop;
     router_config cfg;
     amp_strmap commands;
@@ -116,7 +118,7 @@ struct router {
             subscriptions_refused, answers_failed, logins_busy,
             logins_throttled, logins_over_user_cap, cert_identities_refused,
             credentials_revoked, budget_events_dropped, budget_calls_refused,
-            budget_connections_closed, box_timeouts, metrics_refused;
+            budget_connections_closed, box_timeouts, metrics_refused, listener_shed_gone;
         uint64_t codes[N_BROKER_CODES];
         uint64_t other_codes; /* relayed from providers, and anything unknown */
         struct {
@@ -823,6 +825,15 @@ struct counter_row {
 
 #define MAX_COUNTERS 64
 
+static uint64_t listeners_shed(const router *r)
+{
+    uint64_t n = r->stats.listener_shed_gone;
+    for (int i = 0; i < r->nlisteners; i++)
+        if (r->listeners[i])
+            n += amp_listener_shed(r->listeners[i]);
+    return n;
+}
+
 static size_t stats_table(router *r, struct counter_row *t)
 {
     uint64_t in = r->stats.bytes_in_closed, out = r->stats.bytes_out_closed, late = 0;
@@ -891,6 +902,8 @@ static size_t stats_table(router *r, struct counter_row *t)
          r->stats.box_timeouts, 0},
         {"metrics_refused", "metrics clients turned away: 16 served already, or out of "
          "descriptors", r->stats.metrics_refused, 0},
+        {"connections_shed", "connections closed at accept: the process was out of "
+         "descriptors", listeners_shed(r), 0},
         {"bytes_in", "AMP bytes received", in, 0},
         {"bytes_out", "AMP bytes sent", out, 0},
         {"uptime_seconds", "seconds since start", (uint64_t)(ev_now(r->loop) - r->started), 1},
@@ -952,6 +965,17 @@ static void error_metric(const char *code, uint64_t n, void *ud)
     int len = snprintf(line, sizeof line, "amp_broker_errors{code=\"%s\"} %llu\n", code,
                        (unsigned long long)n);
     amp_buf_append(ud, (const uint8_t *)line, (size_t)len);
+}
+
+void router_count_listeners(router *r, amp_listener *const *listeners, int n)
+{
+    r->listeners = listeners;
+    r->nlisteners = n;
+}
+
+void router_listener_gone(router *r, const amp_listener *l)
+{
+    r->stats.listener_shed_gone += amp_listener_shed(l);
 }
 
 void router_metrics_refused(router *r)

@@ -73,6 +73,12 @@ size_t router_inflight(const router *r);
  * `a` freed, nothing changed) if they cannot start. */
 int router_set_auth(router *r, auth *a);
 
+/* Listeners whose shed connections (accepted and closed at once, out of
+ * descriptors) amp.Stats counts as connections_shed. The array stays the
+ * caller's; NULL entries are skipped. Before freeing a listener, hand its
+ * count over with router_listener_gone(). */
+void router_count_listeners(router *r, amp_listener *const *listeners, int n);
+void router_listener_gone(router *r, const amp_listener *l);
 /* The metrics endpoint turned a client away (busy, or out of descriptors). */
 void router_metrics_refused(router *r);
 /* Every counter of amp.Stats in the Prometheus text format. */

@@ -841,11 +841,17 @@ def test_descriptor_limit_connection_flood_and_metrics(tmp_path):
         time.sleep(2)
         busy = (cpu_seconds(b.proc.pid) - cpu0) / (time.time() - t0)
         assert busy < 0.5, "the broker used %.0f%% CPU with nothing to do" % (busy * 100)
+        # the table is full: the AMP listener sheds newcomers (closed, not left waiting)
+        late = socket.create_connection(("127.0.0.1", port))
+        late.settimeout(5)
+        assert late.recv(1) == b""
+        late.close()
         for s in mflood:
             s.close()
         mflood = []
         assert wait_for(lambda: metric("connections") == 48, 10)
         assert metric("metrics_refused") > 0  # busy, or shed for want of descriptors
+        assert metric("connections_shed") > 0
         for s in flood:
             s.close()
         flood = []
