@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config
 libev-dev libssl-dev libmsgpack-dev libcriterion-dev libjansson-dev libinih-dev
 clang-14 libclang-rt-14-dev llvm-14
-python3 python3-twisted python3-pytest python3-msgpack nats-server openssl faketime iproute2 gnutls-bin"
+python3 python3-twisted python3-pytest python3-msgpack python3-cryptography nats-server openssl faketime iproute2 gnutls-bin"
 
 missing=""
 for p in $PACKAGES; do
