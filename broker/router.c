@@ -49,10 +49,6 @@ struct peer {
     struct peer *prev, *next;
 };
 
-/* Connections held bytes below this are never closed to meet the budget:
- * closing them would free next to nothing. */
-#define SHED_MIN_BYTES 65536
-
 /* An entry of the command table; removed with its last provider. */
 struct command {
     struct peer **providers; /* in registration order */
@@ -239,7 +235,7 @@ static uint64_t next_random(router *r)
 
 static size_t queued_bytes(const router *r)
 {
-    return r->usage.output_bytes + r->usage.input_bytes;
+    return r->usage.output_bytes + r->usage.input_bytes + r->usage.request_bytes;
 }
 
 /* 1 if queuing `more` bytes would go over the budget (and notes it: the
@@ -258,7 +254,7 @@ static size_t held_by(struct peer *p)
     const uint8_t *o;
     size_t out;
     amp_session_output(s, &o, &out);
-    return out + amp_session_input_pending(s);
+    return out + amp_session_input_pending(s) + amp_session_request_bytes(s);
 }
 
 struct holder {
@@ -276,7 +272,7 @@ static int by_held_desc(const void *a, const void *b)
  * holding the most until the total is back under three quarters of it, so
  * the broker does not live at the edge refusing everyone. Those are the
  * peers that do not read what is queued for them, or that hold boxes
- * half-sent. */
+ * half-sent, or calls unanswered. */
 static void shed(router *r)
 {
     size_t target = r->cfg.max_queued_bytes / 4 * 3, total = queued_bytes(r);
@@ -286,7 +282,7 @@ static void shed(router *r)
     size_t n = 0;
     for (struct peer *p = r->peers; v && p; p = p->next) {
         size_t held = held_by(p);
-        if (held >= SHED_MIN_BYTES)
+        if (held) /* small holders too: many of them can fill the budget together */
             v[n++] = (struct holder){p, held};
     }
     if (!v) {
@@ -890,7 +886,7 @@ static size_t stats_table(router *r, struct counter_row *t)
          "max_command_name", r->stats.subscriptions_refused, 0},
         {"log_lines_suppressed", "log lines dropped by the per-peer rate limit",
          log_lines_suppressed, 0},
-        {"queued_bytes", "unsent output and partial input boxes held now (max_queued_bytes)",
+        {"queued_bytes", "unsent output, partial input boxes and unanswered calls held now (max_queued_bytes)",
          queued_bytes(r), 1},
         {"budget_events_dropped", "events dropped over max_queued_bytes",
          r->stats.budget_events_dropped, 0},

@@ -25,6 +25,7 @@ static const struct errinfo errors[] = {
     {AMP_E_VALUE_TOO_LONG, "value-too-long", "value longer than 65535 bytes"},
     {AMP_E_UNKNOWN_TAG, "unknown-tag", "answer or error for a call that was never made"},
     {AMP_E_UNHANDLED_NO_ASK, "unhandled-no-ask", "call without _ask for a command nobody serves"},
+    {AMP_E_TAG_TOO_LONG, "tag-too-long", "_ask longer than 255 bytes"},
     {AMP_E_LIMIT, "limit", "limit exceeded"},
     {AMP_E_TOO_MANY_KEYS, "too-many-keys", "more keys in a box than the configured limit"},
     {AMP_E_BOX_TOO_LARGE, "box-too-large", "box larger than the configured limit"},

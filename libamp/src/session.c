@@ -40,7 +40,8 @@ struct amp_session {
     size_t nrequests;
 
     uint64_t late_answers;
-    size_t acct_out, acct_in; /* this session's share of cfg.usage */
+    size_t request_bytes;     /* held by the unanswered requests */
+    size_t acct_out, acct_in, acct_req; /* this session's share of cfg.usage */
     int closed;
     int depth;          /* nesting of public entry points that run callbacks */
     int free_pending;
@@ -85,10 +86,20 @@ amp_err amp_session_new(amp_session **out, const amp_session_config *cfg)
     return AMP_OK;
 }
 
+static size_t request_size(const amp_request *r)
+{
+    return sizeof *r + r->tag_len + r->command.value_len;
+}
+
+static void account(amp_session *s);
+
 static void request_unlink(amp_request *r)
 {
-    if (r->s && (r->prev || r->next || r->s->requests == r))
+    if (r->s && (r->prev || r->next || r->s->requests == r)) {
         r->s->nrequests--;
+        r->s->request_bytes -= request_size(r);
+        account(r->s);
+    }
     if (r->prev)
         r->prev->next = r->next;
     else if (r->s)
@@ -132,15 +143,23 @@ static void account(amp_session *s)
     amp_usage *u = s->cfg.usage;
     if (!u)
         return;
-    size_t out = 0, in = 0;
+    size_t out = 0, in = 0, req = 0;
     if (!s->free_pending) {
         out = s->out.len - s->out_head + s->held.len;
         in = amp_session_input_pending(s);
+        req = s->request_bytes;
     }
     u->output_bytes = u->output_bytes - s->acct_out + out;
     u->input_bytes = u->input_bytes - s->acct_in + in;
+    u->request_bytes = u->request_bytes - s->acct_req + req;
     s->acct_out = out;
     s->acct_in = in;
+    s->acct_req = req;
+}
+
+size_t amp_session_request_bytes(const amp_session *s)
+{
+    return s ? s->request_bytes : 0;
 }
 
 size_t amp_session_input_pending(const amp_session *s)
@@ -576,6 +595,10 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 
 static void dispatch_call(amp_session *s, const amp_box *box, const amp_message *m)
 {
+    if (m->tag && m->tag->value_len > AMP_MAX_TAG_LEN) {
+        protocol_error(s, AMP_E_TAG_TOO_LONG);
+        return;
+    }
     struct responder *resp = amp_strmap_get(&s->responders, m->command->value,
                                             m->command->value_len);
     if (!resp && s->fallback.cb)
@@ -621,6 +644,8 @@ static void dispatch_call(amp_session *s, const amp_box *box, const amp_message 
         s->requests->prev = req;
     s->requests = req;
     s->nrequests++;
+    s->request_bytes += request_size(req);
+    account(s);
     resp->cb(s, req, box, resp->user_data);
 }
 

@@ -698,7 +698,7 @@ static size_t out_len(const struct peer *p)
 
 Test(session, usage_is_the_sum_over_live_sessions)
 {
-    amp_usage u = {0, 0};
+    amp_usage u = {0};
     struct peer a, b, c;
     peer_init_usage(&a, &u);
     peer_init_usage(&b, &u);
@@ -787,7 +787,7 @@ static void free_self(amp_session *s, uint64_t id, const amp_result *r, void *ud
 
 Test(session, usage_drops_at_a_free_deferred_inside_a_callback)
 {
-    amp_usage u = {0, 0};
+    amp_usage u = {0};
     struct peer a, b;
     peer_init_usage(&a, &u);
     peer_init(&b, 0);
@@ -1239,4 +1239,62 @@ Test(session, steady_timeouts_keep_the_table_small)
     cr_assert_eq(counts[0], (2000 - 5) * 50);
     cr_assert(most <= 64 * 1024, "at most %zu bytes for about 300 calls in flight", most);
     amp_session_free(a.s);
+}
+
+/* ---- requests held for the peer ------------------------------------------- */
+
+static void feed_call_with_tag(struct peer *p, size_t tag_len)
+{
+    static uint8_t tag[AMP_MAX_TAG_LEN + 1];
+    memset(tag, 't', sizeof tag);
+    amp_buf b;
+    amp_buf_init(&b);
+    amp_encode_pair(&b, (const uint8_t *)"_ask", 4, tag, tag_len);
+    amp_encode_pair_str(&b, "_command", "Hold");
+    amp_encode_pair_str(&b, "a", "1");
+    amp_encode_end(&b);
+    amp_session_feed(p->s, b.data, b.len);
+    amp_buf_free(&b);
+}
+
+Test(session, a_tag_over_the_limit_is_a_protocol_error)
+{
+    struct peer a;
+    peer_init(&a, 0);
+    nheld = 0;
+    amp_session_serve_str(a.s, "Hold", holding_responder, NULL);
+    feed_call_with_tag(&a, AMP_MAX_TAG_LEN);
+    cr_assert_eq(nheld, 1);
+    cr_assert_eq(a.protocol_errors, 0);
+    feed_call_with_tag(&a, AMP_MAX_TAG_LEN + 1);
+    cr_assert_eq(nheld, 1, "the call with the long tag reached the responder");
+    cr_assert_eq(a.protocol_errors, 1);
+    cr_assert_eq(a.last_protocol_error, AMP_E_TAG_TOO_LONG);
+    amp_request_answer(held[0], NULL, 0);
+    amp_session_free(a.s);
+}
+
+Test(session, unanswered_requests_are_accounted)
+{
+    amp_usage u = {0};
+    struct peer a;
+    peer_init_usage(&a, &u);
+    nheld = 0;
+    amp_session_serve_str(a.s, "Hold", holding_responder, NULL);
+    for (int i = 0; i < 10; i++)
+        feed_call_with_tag(&a, 200);
+    cr_assert_eq(nheld, 10);
+    size_t held_bytes = amp_session_request_bytes(a.s);
+    cr_assert_geq(held_bytes, 10 * (200 + 4), "%zu", held_bytes);
+    cr_assert_eq(u.request_bytes, held_bytes);
+    for (int i = 0; i < 5; i++)
+        amp_request_answer(held[i], NULL, 0);
+    cr_assert_eq(u.request_bytes, amp_session_request_bytes(a.s));
+    cr_assert_lt(amp_session_request_bytes(a.s), held_bytes);
+    /* requests outlive their session; the accounting does not count them */
+    amp_session_free(a.s);
+    cr_assert_eq(u.request_bytes, 0);
+    for (int i = 5; i < 10; i++)
+        cr_assert_eq(amp_request_answer(held[i], NULL, 0), AMP_E_CLOSED);
+    cr_assert_eq(u.request_bytes, 0);
 }

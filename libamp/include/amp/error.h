@@ -37,6 +37,7 @@ typedef enum amp_err {
     AMP_E_VALUE_TOO_LONG = -107,/* encoder: a value over 65535 bytes */
     AMP_E_UNKNOWN_TAG = -108,   /* an answer or error for no outstanding call */
     AMP_E_UNHANDLED_NO_ASK = -109, /* a call without _ask for a command nobody serves */
+    AMP_E_TAG_TOO_LONG = -110,  /* an _ask longer than AMP_MAX_TAG_LEN */
 
     AMP_E_LIMIT = -200,         /* generic limit */
     AMP_E_TOO_MANY_KEYS = -201, /* more pairs in a box than amp_limits.max_keys */

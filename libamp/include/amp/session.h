@@ -87,7 +87,17 @@ typedef struct amp_session_events {
 /* Bytes held by sessions that share one accounting (one thread): each
  * session adds the unsent output and the partial input box it holds and
  * removes them when they are released, closed or freed. */
-typedef struct amp_usage { size_t output_bytes; size_t input_bytes; } amp_usage;
+typedef struct amp_usage {
+    size_t output_bytes;  /* unsent output, and output held back for StartTLS */
+    size_t input_bytes;   /* incomplete input boxes */
+    size_t request_bytes; /* requests (incoming calls) not answered yet: their
+                             tag, command and bookkeeping */
+} amp_usage;
+
+/* Longest _ask a session accepts: a longer one is a protocol error
+ * (AMP_E_TAG_TOO_LONG). Twisted's tags are short counters; the tag of every
+ * unanswered call is kept, so its size must be bounded. */
+#define AMP_MAX_TAG_LEN 255
 
 typedef struct amp_session_config {
     amp_limits limits;          /* decoder caps (zeroes: defaults) */
@@ -204,6 +214,9 @@ AMP_API void amp_session_consume(amp_session *s, size_t n);
 /* Bytes of an incomplete input box the decoder holds (0 when none, and
  * once the session is closed). */
 AMP_API size_t amp_session_input_pending(const amp_session *s);
+/* Bytes held for unanswered requests of this session (counted in
+ * amp_usage.request_bytes). */
+AMP_API size_t amp_session_request_bytes(const amp_session *s);
 /* Total bytes ever queued for output: lets a transport mark a position,
  * for example where TLS must start. */
 AMP_API uint64_t amp_session_output_total(const amp_session *s);
