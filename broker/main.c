@@ -256,6 +256,8 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
         if (*end || !s->router.max_connections)
             return 0;
         s->max_connections_set = 1;
+    } else if (!strcmp(name, "max_commands")) {
+        return !parse_size(value, 1, SIZE_MAX, &s->router.max_commands);
     } else if (!strcmp(name, "max_registrations")) {
         return !parse_size(value, 1, SIZE_MAX, &s->router.max_registrations);
     } else if (!strcmp(name, "max_subscriptions")) {
@@ -475,6 +477,7 @@ int main(int argc, char **argv)
     s.router.slow_consumer = SLOW_DROP;
     s.router.max_connections = 65536; /* lowered to fit RLIMIT_NOFILE */
     s.router.max_registrations = 1000;
+    s.router.max_commands = 10000;
     s.router.max_subscriptions = 1000;
     s.router.max_command_name = 256;
     /* Queued output and partial input across all connections: 64 boxes of

@@ -609,6 +609,14 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
             sent(r, amp_request_answer(req, NULL, 0));
             return;
         }
+    if (!cmd && r->commands.count >= r->cfg.max_commands) {
+        r->stats.registrations_refused++;
+        char d[128];
+        snprintf(d, sizeof d, "the broker serves %zu commands, its limit (max_commands)",
+                 r->commands.count);
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
+    }
     if (p->nregs >= r->cfg.max_registrations) {
         r->stats.registrations_refused++;
         char d[128];
@@ -783,6 +791,8 @@ static void list_command(const uint8_t *key, size_t n, void *value, void *ud)
 {
     struct command *cmd = value;
     struct listing *l = ud;
+    if (l->out->len > AMP_MAX_VALUE_LEN)
+        return; /* too large already: the answer is TOO_LARGE; skip the ACL checks */
     /* with auth, a peer sees what it may call or serve, nothing else */
     if (l->r->auth && !auth_allowed(l->r->auth, l->p->who, ACT_CALL, key, n) &&
         !auth_allowed(l->r->auth, l->p->who, ACT_REGISTER, key, n))
@@ -880,8 +890,8 @@ static size_t stats_table(router *r, struct counter_row *t)
          r->stats.answers_failed, 0},
         {"commands", "entries in the command table now", r->commands.count, 1},
         {"subscriptions", "subscriptions now", r->nsubs, 1},
-        {"registrations_refused", "registrations refused over max_registrations or "
-         "max_command_name", r->stats.registrations_refused, 0},
+        {"registrations_refused", "registrations refused over max_registrations, "
+         "max_commands or max_command_name", r->stats.registrations_refused, 0},
         {"subscriptions_refused", "subscriptions refused over max_subscriptions or "
          "max_command_name", r->stats.subscriptions_refused, 0},
         {"log_lines_suppressed", "log lines dropped by the per-peer rate limit",
@@ -1687,6 +1697,8 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
     /* zeroes: no limit (a value can never be longer than this) */
     if (!r->cfg.max_registrations)
         r->cfg.max_registrations = SIZE_MAX;
+    if (!r->cfg.max_commands)
+        r->cfg.max_commands = SIZE_MAX;
     if (!r->cfg.max_subscriptions)
         r->cfg.max_subscriptions = SIZE_MAX;
     if (!r->cfg.max_command_name)

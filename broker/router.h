@@ -30,6 +30,8 @@ typedef struct router_config {
     size_t output_soft_cap;     /* a connection whose unsent output stays */
     double output_soft_seconds; /* above this for that long is closed */
     size_t max_registrations;   /* per connection: more get LIMIT_EXCEEDED */
+    size_t max_commands;        /* distinct commands in the table: a new one
+                                   beyond gets LIMIT_EXCEEDED */
     size_t max_subscriptions;   /* per connection: more get LIMIT_EXCEEDED */
     size_t max_command_name;    /* longest name registered or pattern
                                    subscribed (bytes); longer: LIMIT_EXCEEDED */

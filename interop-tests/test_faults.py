@@ -439,6 +439,32 @@ def test_registrations_per_connection_and_name_length_are_capped():
         b.stop()
 
 
+def test_the_command_table_is_capped(tmp_path):
+    """max_commands bounds the distinct commands of all connections together;
+    more providers for a command already served are still welcome."""
+    b = broker(config="[broker]\nmax_commands = 50\n", tmp_path=tmp_path)
+    try:
+        conns = [connect(b.port) for _ in range(3)]
+        for k, s in enumerate(conns):
+            s.sendall(calls(b"amp.Register", b"command", [b"k%d.%d" % (k, i) for i in range(20)]))
+        answers = [Boxes(s) for s in conns]
+        got = [a.next() for a in answers for _ in range(20)]
+        assert sum(b"_answer" in g for g in got) == 50, got
+        refused = [g for g in got if b"_error_code" in g]
+        assert all(g[b"_error_code"] == b"LIMIT_EXCEEDED" and b"max_commands" in
+                   g[b"_error_description"] for g in refused), refused
+        conns[2].sendall(calls(b"amp.Register", b"command", [b"k0.1"], 100))
+        assert b"_answer" in answers[2].next()  # a second provider of a served command
+        st = stats(b.endpoint)
+        assert st["commands"] == 50 and st["registrations_refused"] == 10, st
+        conns[0].close()
+        assert wait_for(lambda: stats(b.endpoint)["commands"] == 31)  # k0.1 stays
+        for s in conns[1:]:
+            s.close()
+    finally:
+        b.stop()
+
+
 def test_subscriptions_per_connection_are_capped():
     b = broker()  # max_subscriptions 1000
     try:
