@@ -97,7 +97,10 @@ struct router {
     size_t inflight;
     auth *auth;
     hasher *hasher;           /* password checks off the loop */
-    throttle *fail_users, *fail_sources;
+    /* recent failures: password logins by user and by address; token logins by
+     * address, apart, so that bad passwords from a shared address (NAT, one
+     * UNIX uid) cannot lock out token logins from it */
+    throttle *fail_users, *fail_sources, *fail_token_sources;
     struct login *logins;     /* password checks submitted, not yet done */
     amp_strmap user_conns;    /* user name -> size_t: its logged-in connections */
     ev_timer soft_cap_timer;
@@ -1172,10 +1175,12 @@ static void hold_done(struct ev_loop *loop, ev_timer *w, int revents)
  * seconds of the wait (and half the time left to log in), so that a client
  * retrying at once gains nothing and a flood of them holds connections
  * instead of churning through them. */
-static int throttled(router *r, struct peer *p, amp_request *req, const amp_pair *user)
+static int throttled(router *r, struct peer *p, amp_request *req, int token,
+                     const amp_pair *user)
 {
     double now = ev_now(r->loop);
-    double wait = throttle_wait(r->fail_sources, p->source, p->source_len, now);
+    double wait = throttle_wait(token ? r->fail_token_sources : r->fail_sources, p->source,
+                                p->source_len, now);
     if (user) {
         double w = throttle_wait(r->fail_users, user->value, user->value_len, now);
         wait = w > wait ? w : wait;
@@ -1256,7 +1261,7 @@ static void do_login(router *r, struct peer *p, amp_request *req, const amp_box 
     }
     const amp_pair *tok = arg(box, "token"), *user = arg(box, "username"),
                    *pw = arg(box, "password");
-    if (throttled(r, p, req, tok ? NULL : user))
+    if (throttled(r, p, req, tok != NULL, tok ? NULL : user))
         return;
     if (!tok && user && pw) {
         password_login(r, p, req, user, pw);
@@ -1266,7 +1271,7 @@ static void do_login(router *r, struct peer *p, amp_request *req, const amp_box 
     const struct identity *id = tok ? auth_token(r->auth, tok->value, tok->value_len, &cred)
                                     : NULL;
     if (!id) {
-        throttle_failed(r->fail_sources, p->source, p->source_len, ev_now(r->loop));
+        throttle_failed(r->fail_token_sources, p->source, p->source_len, ev_now(r->loop));
         login_failed(r, p, req, user);
         return;
     }
@@ -1591,7 +1596,9 @@ static int start_logins(router *r)
                                  r->cfg.login_throttle_max);
     r->fail_sources = throttle_new(THROTTLE_SLOTS, r->cfg.login_throttle_after,
                                    r->cfg.login_throttle_max);
-    if (!r->fail_users || !r->fail_sources) {
+    r->fail_token_sources = throttle_new(THROTTLE_SLOTS, r->cfg.login_throttle_after,
+                                         r->cfg.login_throttle_max);
+    if (!r->fail_users || !r->fail_sources || !r->fail_token_sources) {
         log_msg(LOG_ERROR, "no memory for the login failure tables");
         return -1;
     }
@@ -1745,6 +1752,7 @@ void router_free(router *r)
     hasher_free(r->hasher); /* the peers are gone: their checks are dropped */
     throttle_free(r->fail_users);
     throttle_free(r->fail_sources);
+    throttle_free(r->fail_token_sources);
     amp_strmap_free(&r->user_conns);
     amp_strmap_free(&r->commands);
     auth_free(r->auth);

@@ -521,7 +521,9 @@ def test_pending_logins_are_bounded(files):
 def test_failed_logins_are_throttled_per_user_and_per_address(files):
     """After login_throttle_after failures the user name and the address
     wait: a login meanwhile is held (another on the same connection is
-    LOGIN_BUSY at once), then refused with LOGIN_THROTTLED, unchecked."""
+    LOGIN_BUSY at once), then refused with LOGIN_THROTTLED, unchecked.
+    Token logins keep their own per-address count: bad passwords from a
+    shared address do not lock out its token users, bad tokens do."""
     (files / "acl").write_text(ACL + "allow role:workers call amp.Stats\n")
     # a throttled login is held for at most half the time left to log in
     b = start(files, "login_throttle_after = 2\nlogin_throttle_max = 60\n")
@@ -530,7 +532,7 @@ def test_failed_logins_are_throttled_per_user_and_per_address(files):
             assert failed_login_seconds(b.port, "alice", "127.0.0.1") >= 0
         # within the first wait (1 s), all at once: alice from elsewhere with
         # the right password (the user waits), a good token from 127.0.0.1
-        # (the address waits), and one that leaves while held
+        # (password failures do not hold it up), and one that leaves
         alice, token, gone = (Peer(b.port, "127.0.0.2"), Peer(b.port, "127.0.0.1"),
                               Peer(b.port, "127.0.0.1"))
         raw_login(alice.s, 1, "alice", "wonderland")
@@ -547,7 +549,7 @@ def test_failed_logins_are_throttled_per_user_and_per_address(files):
         assert dict(second)[b"_error_code"] == b"LOGIN_THROTTLED", second
         assert b"try again in" in dict(second)[b"_error_description"]
         got = dict(read_box(token.s, token.buf)[0])
-        assert got[b"_error_code"] == b"LOGIN_THROTTLED", got
+        assert got[b"identity"] == b"bob", got
         # the connection stays: it may try again (still within the wait)
         raw_login(alice.s, 3, "alice", "wonderland")
         third, alice.buf = read_box(alice.s, alice.buf)
@@ -555,7 +557,15 @@ def test_failed_logins_are_throttled_per_user_and_per_address(files):
         # other users from other addresses are not affected
         worker = login(b.port, "127.0.0.3", username="worker", password="w0rk")
         stats = worker.call("amp.Stats")
-        assert stats[b"logins_throttled"] == b"4" and stats[b"logins_failed"] == b"2", stats
+        assert stats[b"logins_throttled"] == b"2" and stats[b"logins_failed"] == b"2", stats
+        # bad tokens from 127.0.0.4 hold up its token logins, not its password ones
+        for _ in range(2):
+            bad = Peer(b.port, "127.0.0.4")
+            assert bad.call("amp.Login", token="guess")[b"_error_code"] == b"AUTH_FAILED"
+            bad.close()
+        got = Peer(b.port, "127.0.0.4").call("amp.Login", token="s3cret-token")
+        assert got[b"_error_code"] == b"LOGIN_THROTTLED", got
+        login(b.port, "127.0.0.4", username="worker", password="w0rk")
     finally:
         b.stop()
 
