@@ -116,12 +116,14 @@ void log_peer(log_bucket *b, enum log_level level, const char *fmt, ...)
     if (level > log_threshold)
         return;
     double now = mono_now();
+    double burst = b->burst > 0 ? b->burst : LOG_PEER_BURST;
+    double rate = b->per_second > 0 ? b->per_second : LOG_PEER_PER_SECOND;
     if (!b->last) {
-        b->tokens = LOG_PEER_BURST;
+        b->tokens = burst;
     } else {
-        b->tokens += (now - b->last) * LOG_PEER_PER_SECOND;
-        if (b->tokens > LOG_PEER_BURST)
-            b->tokens = LOG_PEER_BURST;
+        b->tokens += (now - b->last) * rate;
+        if (b->tokens > burst)
+            b->tokens = burst;
     }
     b->last = now;
     if (b->tokens < 1) {

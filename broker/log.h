@@ -43,6 +43,7 @@ const char *log_field(char buf[LOG_FIELD_BUF], const void *p, size_t n);
 typedef struct log_bucket {
     uint64_t id;
     const char *name;    /* names it in the summary instead of "peer <id>" */
+    double burst, per_second; /* 0: LOG_PEER_BURST, LOG_PEER_PER_SECOND */
     double tokens;
     double last;         /* monotonic seconds of the last refill; 0: never */
     uint64_t suppressed; /* lines dropped since the last summary */

@@ -49,6 +49,10 @@ struct peer {
     struct peer *prev, *next;
 };
 
+/* Lines about connections coming and going, all connections together. */
+#define CONN_LOG_BURST 200
+#define CONN_LOG_PER_SECOND 20.0
+
 /* An entry of the command table; removed with its last provider. */
 struct command {
     struct peer **providers; /* in registration order */
@@ -101,6 +105,9 @@ struct router {
      * address, apart, so that bad passwords from a shared address (NAT, one
      * UNIX uid) cannot lock out token logins from it */
     throttle *fail_users, *fail_sources, *fail_token_sources;
+    /* lines every connection causes once (who it is, why it went): one
+     * bucket for all, so churning connections cannot flood the log */
+    log_bucket conn_log;
     struct login *logins;     /* password checks submitted, not yet done */
     amp_strmap user_conns;    /* user name -> size_t: its logged-in connections */
     ev_timer soft_cap_timer;
@@ -1068,8 +1075,8 @@ static void logged_in(struct peer *p, const struct identity *id, auth_credential
     }
     ev_timer_stop(r->loop, &p->login_timer);
     amp_session_set_limits(amp_conn_session(p->conn), &r->cfg.limits);
-    log_msg(LOG_INFO, "peer %llu (%s) is %s (%s)", (unsigned long long)p->id,
-            amp_conn_peer_name(p->conn), id->name, how);
+    log_peer(&r->conn_log, LOG_INFO, "peer %llu (%s) is %s (%s)", (unsigned long long)p->id,
+             amp_conn_peer_name(p->conn), id->name, how);
 }
 
 static void login_failed(router *r, struct peer *p, amp_request *req, const amp_pair *user)
@@ -1366,9 +1373,10 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     if (p->next)
         p->next->prev = p->prev;
     r->npeers--;
-    log_msg(reason == AMP_E_CLOSED ? LOG_DEBUG : LOG_INFO, "peer %llu (%s) gone: %s%s%s",
-            (unsigned long long)p->id, amp_conn_peer_name(c), amp_strerror(reason),
-            *amp_conn_error_text(c) ? ": " : "", amp_conn_error_text(c));
+    log_peer(&r->conn_log, reason == AMP_E_CLOSED ? LOG_DEBUG : LOG_INFO,
+             "peer %llu (%s) gone: %s%s%s", (unsigned long long)p->id, amp_conn_peer_name(c),
+             amp_strerror(reason), *amp_conn_error_text(c) ? ": " : "",
+             amp_conn_error_text(c));
     log_peer_flush(&p->log);
     ev_timer_stop(r->loop, &p->login_timer);
     forget_login(r, p);
@@ -1699,6 +1707,9 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         free(r);
         return NULL;
     }
+    r->conn_log.name = "connections";
+    r->conn_log.burst = CONN_LOG_BURST;
+    r->conn_log.per_second = CONN_LOG_PER_SECOND;
     r->loop = loop;
     r->cfg = *cfg;
     /* zeroes: no limit (a value can never be longer than this) */
@@ -1741,6 +1752,7 @@ void router_free(router *r)
     if (!r)
         return;
     ev_timer_stop(r->loop, &r->soft_cap_timer);
+    log_peer_flush(&r->conn_log);
     if (ev_is_active(&r->budget_watch)) {
         ev_ref(r->loop);
         ev_prepare_stop(r->loop, &r->budget_watch);

@@ -445,10 +445,11 @@ def test_the_command_table_is_capped(tmp_path):
     b = broker(config="[broker]\nmax_commands = 50\n", tmp_path=tmp_path)
     try:
         conns = [connect(b.port) for _ in range(3)]
-        for k, s in enumerate(conns):
-            s.sendall(calls(b"amp.Register", b"command", [b"k%d.%d" % (k, i) for i in range(20)]))
         answers = [Boxes(s) for s in conns]
-        got = [a.next() for a in answers for _ in range(20)]
+        got = []
+        for k, s in enumerate(conns):  # one after the other: the third gets 10 of 20
+            s.sendall(calls(b"amp.Register", b"command", [b"k%d.%d" % (k, i) for i in range(20)]))
+            got += [answers[k].next() for _ in range(20)]
         assert sum(b"_answer" in g for g in got) == 50, got
         refused = [g for g in got if b"_error_code" in g]
         assert all(g[b"_error_code"] == b"LIMIT_EXCEEDED" and b"max_commands" in
@@ -671,7 +672,7 @@ def test_log_volume_per_peer_is_bounded(tmp_path):
     name is cut, and lines past a peer's rate are counted, not written."""
     conf = tmp_path / "b.conf"
     conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\nmax_command_name = 65535\n"
-                    "max_registrations = 100000\n")
+                    "max_registrations = 100000\nmax_commands = 100000\n")
     b = LoggedBroker([BROKER, "--config", str(conf)], tmp_path / "broker.log")
     try:
         s = connect(b.port)
@@ -688,6 +689,28 @@ def test_log_volume_per_peer_is_bounded(tmp_path):
         log = b.stop()
     assert len(log) < 256 * 1024, len(log)
     assert re.search(rb"peer 1: \d+ log lines suppressed", log), log[-2000:]
+
+
+def test_log_volume_from_connection_churn_is_bounded(tmp_path):
+    """Each connection that goes away for a bad byte would write a line: the
+    lines about connections share one rate limit, so 2,000 short-lived
+    connections write a few hundred lines and a summary, not 2,000."""
+    conf = tmp_path / "b.conf"
+    conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\n")
+    b = LoggedBroker([BROKER, "--config", str(conf)], tmp_path / "broker.log")
+    try:
+        for _ in range(2000):
+            s = connect(b.port)
+            s.sendall(b"\x00\x01a\x00\x011\xff\xff")  # a key longer than 255 bytes
+            closed_soon(s)
+            s.close()
+        st = stats(b.endpoint)
+        assert st["log_lines_suppressed"] > 1000, st
+    finally:
+        log = b.stop()
+    gone = log.count(b" gone: ")
+    assert 100 <= gone < 1000, gone
+    assert re.search(rb"connections: \d+ log lines suppressed", log), log[-2000:]
 
 
 # ---- memory held for peers: slow subscribers, half-sent boxes, the budget ----------
