@@ -1,6 +1,8 @@
 /* amp-broker: the AMP message bus daemon. */
 #include <errno.h>
 #include <ev.h>
+#include <math.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <ini.h>
 #include <signal.h>
@@ -31,6 +33,9 @@ struct settings {
     char *owned[MAX_LISTEN];
     int nowned;
     int max_connections_set; /* given in the file; else derived from RLIMIT_NOFILE */
+    int line;                /* of the file, being read */
+    int bad_line;            /* the first bad setting's line, and why */
+    char why[256];
 };
 
 /* The strings the settings own. */
@@ -49,7 +54,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: amp-broker [--config FILE] [--listen ENDPOINT]... [--log-level LEVEL]\n"
-            "                  [--help] [--version]\n"
+            "       amp-broker --hash-password < PASSWORD\n"
+            "       amp-broker --help | --version\n"
             "\n"
             "The AMP message bus. Peers connect, register the commands they serve\n"
             "(amp.Register), call commands served by others, and publish and subscribe\n"
@@ -60,21 +66,39 @@ static void usage(FILE *out)
             "                      ssl:7761:privateKey=key.pem:certKey=cert.pem\n"
             "  --config FILE       settings file (INI); see broker/amp-broker.conf\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
-            "  --hash-password     read a password on stdin, print its line for a\n"
-            "                      password file (PBKDF2-SHA256, random salt)\n"
+            "  --hash-password     read a password (one line) on stdin and print its hash,\n"
+            "                      the HASH field of a password file line\n"
+            "                      user:role,role:HASH (PBKDF2-SHA256, random salt)\n"
             "\n"
             "Logs go to standard error. SIGTERM and SIGINT drain: listeners close, new\n"
             "calls get SHUTTING_DOWN, calls in flight finish (up to drain_timeout),\n"
-            "then the broker exits 0; a second signal exits at once.\n");
+            "then the broker exits 0; a second signal exits at once. SIGHUP reloads\n"
+            "the [auth] files. Exit status: 0 after a signal, 1 when a well-formed\n"
+            "endpoint cannot be listened on, 2 for a bad command line or configuration.\n");
 }
 
-/* A whole number in [min, max]: 0 and *out set, or -1. */
+/* The first bad setting of the file: its line and a message that names it
+ * and says what is allowed. Returns 0, for the handler to return. */
+static int refuse(struct settings *s, const char *fmt, ...)
+{
+    if (!s->bad_line) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->why, sizeof s->why, fmt, ap);
+        va_end(ap);
+        s->bad_line = s->line;
+    }
+    return 0;
+}
+
+/* A whole number in [min, max]: 0 and *out set, or -1. Digits only: no
+ * sign (strtoull would read "-1" as 2^64 - 1), no space, not empty. */
 static int parse_size(const char *value, size_t min, size_t max, size_t *out)
 {
     char *end;
     errno = 0;
     if (*value < '0' || *value > '9')
-        return -1; /* no sign, no space: strtoull would take "-1" */
+        return -1;
     unsigned long long v = strtoull(value, &end, 10);
     if (errno || *end || v < min || v > max)
         return -1;
@@ -82,14 +106,35 @@ static int parse_size(const char *value, size_t min, size_t max, size_t *out)
     return 0;
 }
 
-/* A whole number in [min, max] into *out; else a message and 0. */
-static int count_setting(const char *name, const char *value, size_t min, size_t max,
-                         size_t *out)
+/* A whole number in [min, max] into *out; else refused, 0. */
+static int count_setting(struct settings *s, const char *name, const char *value, size_t min,
+                         size_t max, size_t *out)
 {
     if (!parse_size(value, min, max, out))
         return 1;
-    fprintf(stderr, "amp-broker: %s must be a whole number from %zu to %zu\n", name, min, max);
-    return 0;
+    return refuse(s, "%s must be a whole number from %zu to %zu", name, min, max);
+}
+
+#define MAX_SECONDS 86400.0 /* a day: longer is a mistake, not a wish */
+
+/* Seconds from 0 (zero_means set: allowed, and what 0 does) or above 0 (zero_means NULL)
+ * up to MAX_SECONDS, as a plain decimal number: no sign, no hex, no nan or
+ * inf, nothing that overflows (1e400). 1 and *out set, else refused, 0. */
+static int seconds_setting(struct settings *s, const char *name, const char *value,
+                           const char *zero_means, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = (*value >= '0' && *value <= '9') || *value == '.' ? strtod(value, &end) : -1;
+    if (v >= 0 && !errno && !*end && !strpbrk(value, "xX") && isfinite(v) &&
+        v <= MAX_SECONDS && (v > 0 || zero_means)) {
+        *out = v;
+        return 1;
+    }
+    if (zero_means)
+        return refuse(s, "%s must be a number of seconds from 0 (%s) to %.0f", name,
+                      zero_means, MAX_SECONDS);
+    return refuse(s, "%s must be a number of seconds above 0, at most %.0f", name, MAX_SECONDS);
 }
 
 /* [auth] settings past the files: certificates and login limits. */
@@ -99,7 +144,6 @@ static int auth_setting(struct settings *s, const char *name, const char *value)
                                        "cert_identity_prefix"};
     router_config *rc = &s->router;
     size_t v;
-    char *end;
     for (int i = 0; i < 3; i++)
         if (!strcmp(name, match_keys[i])) {
             free(s->cert_match[i]);
@@ -109,41 +153,30 @@ static int auth_setting(struct settings *s, const char *name, const char *value)
     if (!strcmp(name, "cert_identity")) {
         int m = cert_mode_parse(value);
         if (m < 0)
-            fprintf(stderr, "amp-broker: cert_identity is cn, san-dns, san-email, san-uri or "
-                            "none\n");
-        rc->cert_identity.mode = m < 0 ? CERT_NONE : (enum cert_mode)m;
-        return m >= 0;
+            return refuse(s, "cert_identity is cn, san-dns, san-email, san-uri or none");
+        rc->cert_identity.mode = (enum cert_mode)m;
+        return 1;
     }
+    if (!strcmp(name, "login_timeout"))
+        return seconds_setting(s, name, value, NULL, &rc->login_timeout);
+    if (!strcmp(name, "login_throttle_max"))
+        return seconds_setting(s, name, value, "off", &rc->login_throttle_max);
     if (!strcmp(name, "login_workers")) {
-        if (!count_setting(name, value, 1, 64, &v))
+        if (!count_setting(s, name, value, 1, 64, &v))
             return 0;
         rc->login_workers = (int)v;
     } else if (!strcmp(name, "max_pending_logins")) {
-        if (!count_setting(name, value, 1, 1000000, &v))
-            return 0;
-        rc->max_pending_logins = (size_t)v;
+        return count_setting(s, name, value, 1, 1000000, &rc->max_pending_logins);
     } else if (!strcmp(name, "max_pending_logins_per_address")) {
-        if (!count_setting(name, value, 1, 1000000, &v))
-            return 0;
-        rc->max_pending_logins_per_address = (size_t)v;
+        return count_setting(s, name, value, 1, 1000000, &rc->max_pending_logins_per_address);
     } else if (!strcmp(name, "login_throttle_after")) {
-        if (!count_setting(name, value, 1, 1000000, &v))
+        if (!count_setting(s, name, value, 1, 1000000, &v))
             return 0;
         rc->login_throttle_after = (unsigned)v;
     } else if (!strcmp(name, "max_connections_per_user")) {
-        if (!count_setting(name, value, 1, 100000000, &v))
-            return 0;
-        rc->max_connections_per_user = (size_t)v;
-    } else if (!strcmp(name, "login_throttle_max")) {
-        rc->login_throttle_max = strtod(value, &end);
-        if (end == value || *end || !(rc->login_throttle_max >= 0) ||
-            rc->login_throttle_max > 86400) {
-            fprintf(stderr, "amp-broker: login_throttle_max is seconds from 0 (off) to 86400\n");
-            return 0;
-        }
+        return count_setting(s, name, value, 1, 100000000, &rc->max_connections_per_user);
     } else {
-        fprintf(stderr, "amp-broker: unknown setting '%s' in [auth]\n", name);
-        return 0;
+        return refuse(s, "unknown setting '%s' in [auth]", name);
     }
     return 1;
 }
@@ -171,10 +204,65 @@ static int cert_rule_setup(struct settings *s)
     return 0;
 }
 
+#define BYTES_MAX ((size_t)1 << 40) /* 1 TiB: any byte count above is a typo */
+
+/* [broker] settings that are a whole number in a range (0 allowed only
+ * where it means off), and those that are seconds. */
+static int number_setting(struct settings *s, const char *name, const char *value)
+{
+    router_config *rc = &s->router;
+    const struct {
+        const char *name;
+        size_t *dst;
+        size_t min, max;
+    } counts[] = {
+        {"event_queue_bytes", &rc->event_queue_bytes, 1, BYTES_MAX},
+        {"max_box_bytes", &s->conn.limits.max_box_bytes, 2, BYTES_MAX},
+        {"max_keys", &s->conn.limits.max_keys, 1, 1000000},
+        {"output_hard_cap", &s->conn.output_hard_cap, 1, BYTES_MAX},
+        {"max_calls_in_flight", &rc->max_calls_in_flight, 1, 100000000},
+        {"login_max_box_bytes", &rc->login_limits.max_box_bytes, 2, BYTES_MAX},
+        {"output_soft_cap", &rc->output_soft_cap, 0, BYTES_MAX}, /* 0: off */
+        {"max_connections", &rc->max_connections, 1, 1 << 20},
+        {"max_commands", &rc->max_commands, 1, 100000000},
+        {"max_registrations", &rc->max_registrations, 1, 100000000},
+        {"max_subscriptions", &rc->max_subscriptions, 1, 100000000},
+        {"max_queued_bytes", &rc->max_queued_bytes, 1, BYTES_MAX},
+        {"max_command_name", &rc->max_command_name, 1, AMP_MAX_VALUE_LEN},
+    };
+    const struct {
+        const char *name;
+        double *dst;
+        const char *zero_means; /* NULL: must be above 0 */
+    } seconds[] = {
+        {"call_timeout", &rc->call_timeout, NULL},
+        {"max_call_timeout", &rc->max_call_timeout, NULL},
+        {"output_soft_seconds", &rc->output_soft_seconds, NULL},
+        {"box_timeout", &s->conn.box_timeout, NULL},
+        {"handshake_timeout", &s->conn.handshake_timeout, NULL},
+        {"drain_timeout", &s->drain_timeout, "exit at once"},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (!strcmp(name, counts[i].name)) {
+            s->max_connections_set |= counts[i].dst == &rc->max_connections;
+            return count_setting(s, name, value, counts[i].min, counts[i].max, counts[i].dst);
+        }
+    for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++)
+        if (!strcmp(name, seconds[i].name))
+            return seconds_setting(s, name, value, seconds[i].zero_means, seconds[i].dst);
+    if (!strcmp(name, "keepalive")) { /* whole seconds: TCP_KEEPIDLE takes 1 to 32767 */
+        size_t v;
+        if (parse_size(value, 0, 32767, &v))
+            return refuse(s, "keepalive must be whole seconds from 0 (off) to 32767");
+        rc->keepalive = (double)v;
+        return 1;
+    }
+    return refuse(s, "unknown setting '%s'", name);
+}
+
 static int on_setting(void *ud, const char *section, const char *name, const char *value)
 {
     struct settings *s = ud;
-    char *end;
     if (!strcmp(section, "auth")) {
         static const char *keys[] = {"password_file", "tokens_file", "acl_file", "anonymous"};
         s->auth_on = 1;
@@ -184,112 +272,69 @@ static int on_setting(void *ud, const char *section, const char *name, const cha
                 s->auth_str[i] = strdup(value);
                 return 1;
             }
-        if (!strcmp(name, "login_timeout")) {
-            s->router.login_timeout = strtod(value, &end);
-            return !*end && s->router.login_timeout > 0;
-        }
         return auth_setting(s, name, value);
     }
-    if (strcmp(section, "broker") && strcmp(section, "")) {
-        fprintf(stderr, "amp-broker: unknown section [%s]\n", section);
-        return 0;
-    }
+    if (strcmp(section, "broker") && strcmp(section, ""))
+        return refuse(s, "unknown section [%s] (the sections are [broker] and [auth])",
+                      section);
     if (!strcmp(name, "listen")) {
         if (s->cli_listen)
             return 1;
         if (s->nlisten == MAX_LISTEN || s->nowned == MAX_LISTEN)
-            return 0;
+            return refuse(s, "listen: at most %d endpoints", MAX_LISTEN);
         s->listen[s->nlisten++] = s->owned[s->nowned++] = strdup(value);
-    } else if (!strcmp(name, "call_timeout")) {
-        s->router.call_timeout = strtod(value, &end);
-        if (*end || s->router.call_timeout <= 0)
-            return 0;
-    } else if (!strcmp(name, "max_call_timeout")) {
-        s->router.max_call_timeout = strtod(value, &end);
-        if (*end || s->router.max_call_timeout <= 0)
-            return 0;
-    } else if (!strcmp(name, "event_queue_bytes")) {
-        s->router.event_queue_bytes = strtoull(value, &end, 10);
-        if (*end || !s->router.event_queue_bytes)
-            return 0;
     } else if (!strcmp(name, "slow_consumer")) {
         if (!strcmp(value, "drop"))
             s->router.slow_consumer = SLOW_DROP;
         else if (!strcmp(value, "disconnect"))
             s->router.slow_consumer = SLOW_DISCONNECT;
         else
-            return 0;
-    } else if (!strcmp(name, "max_box_bytes")) {
-        s->conn.limits.max_box_bytes = strtoull(value, &end, 10);
-        if (*end || s->conn.limits.max_box_bytes < 2)
-            return 0;
-    } else if (!strcmp(name, "max_keys")) {
-        s->conn.limits.max_keys = strtoull(value, &end, 10);
-        if (*end || !s->conn.limits.max_keys)
-            return 0;
-    } else if (!strcmp(name, "output_hard_cap")) {
-        s->conn.output_hard_cap = strtoull(value, &end, 10);
-        if (*end || !s->conn.output_hard_cap)
-            return 0;
-    } else if (!strcmp(name, "max_calls_in_flight")) {
-        s->router.max_calls_in_flight = strtoull(value, &end, 10);
-        if (*end)
-            return 0;
-    } else if (!strcmp(name, "keepalive")) {
-        s->router.keepalive = strtod(value, &end);
-        if (*end || s->router.keepalive < 0)
-            return 0;
-    } else if (!strcmp(name, "login_max_box_bytes")) {
-        s->router.login_limits.max_box_bytes = strtoull(value, &end, 10);
-        if (*end || s->router.login_limits.max_box_bytes < 2)
-            return 0;
-    } else if (!strcmp(name, "output_soft_cap")) {
-        s->router.output_soft_cap = strtoull(value, &end, 10);
-        if (*end)
-            return 0;
-    } else if (!strcmp(name, "output_soft_seconds")) {
-        s->router.output_soft_seconds = strtod(value, &end);
-        if (*end || s->router.output_soft_seconds <= 0)
-            return 0;
-    } else if (!strcmp(name, "max_connections")) {
-        s->router.max_connections = strtoull(value, &end, 10);
-        if (*end || !s->router.max_connections)
-            return 0;
-        s->max_connections_set = 1;
-    } else if (!strcmp(name, "max_commands")) {
-        return !parse_size(value, 1, SIZE_MAX, &s->router.max_commands);
-    } else if (!strcmp(name, "max_registrations")) {
-        return !parse_size(value, 1, SIZE_MAX, &s->router.max_registrations);
-    } else if (!strcmp(name, "max_subscriptions")) {
-        return !parse_size(value, 1, SIZE_MAX, &s->router.max_subscriptions);
-    } else if (!strcmp(name, "max_queued_bytes")) {
-        return !parse_size(value, 1, SIZE_MAX, &s->router.max_queued_bytes);
-    } else if (!strcmp(name, "box_timeout")) {
-        s->conn.box_timeout = strtod(value, &end);
-        return !*end && s->conn.box_timeout > 0;
-    } else if (!strcmp(name, "max_command_name")) {
-        return !parse_size(value, 1, AMP_MAX_VALUE_LEN, &s->router.max_command_name);
-    } else if (!strcmp(name, "handshake_timeout")) {
-        s->conn.handshake_timeout = strtod(value, &end);
-        if (*end || s->conn.handshake_timeout <= 0)
-            return 0;
-    } else if (!strcmp(name, "drain_timeout")) {
-        s->drain_timeout = strtod(value, &end);
-        if (*end || s->drain_timeout < 0)
-            return 0;
+            return refuse(s, "slow_consumer is drop or disconnect");
     } else if (!strcmp(name, "metrics_listen")) {
         free(s->metrics_listen);
         s->metrics_listen = strdup(value);
     } else if (!strcmp(name, "log_level")) {
         int l = log_level_parse(value);
         if (l < 0)
-            return 0;
+            return refuse(s, "log_level is error, warn, info or debug");
         log_threshold = (enum log_level)l;
     } else {
-        fprintf(stderr, "amp-broker: unknown setting '%s'\n", name);
-        return 0;
+        return number_setting(s, name, value);
     }
     return 1;
+}
+
+/* Lines for inih, counted so that a bad setting's message names its line. */
+struct config_file {
+    FILE *f;
+    struct settings *s;
+};
+
+static char *read_line(char *buf, int n, void *stream)
+{
+    struct config_file *cf = stream;
+    cf->s->line++;
+    return fgets(buf, n, cf->f);
+}
+
+/* Read FILE into s: 0, or a message and -1. */
+static int read_config(const char *path, struct settings *s)
+{
+    struct config_file cf = {fopen(path, "r"), s};
+    if (!cf.f) {
+        fprintf(stderr, "amp-broker: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int line = ini_parse_stream(read_line, &cf, on_setting, s);
+    fclose(cf.f);
+    if (!line)
+        return 0;
+    if (line == s->bad_line)
+        fprintf(stderr, "amp-broker: %s:%d: bad setting: %s\n", path, line, s->why);
+    else /* inih's own: neither NAME = VALUE nor [section] */
+        fprintf(stderr, "amp-broker: %s:%d: bad setting: not NAME = VALUE or [section]\n",
+                path, line);
+    return -1;
 }
 
 /* inih cuts lines at 200 characters and reads the rest as a new line: refuse
@@ -334,6 +379,32 @@ static int check_limits(const struct settings *s)
         return -1;
     }
     return 0;
+}
+
+/* Every endpoint well-formed before anything starts: a malformed one is a
+ * bad command line or configuration (2), not a failure to listen (1). */
+static int check_endpoints(const struct settings *s)
+{
+    char err[512];
+    amp_endpoint ep;
+    for (int i = 0; i < s->nlisten; i++) {
+        if (amp_endpoint_parse(s->listen[i], 1, &ep, err, sizeof err) != AMP_OK) {
+            fprintf(stderr, "amp-broker: %s\n", err);
+            return -1;
+        }
+        amp_endpoint_free(&ep);
+    }
+    if (!s->metrics_listen)
+        return 0;
+    if (amp_endpoint_parse(s->metrics_listen, 1, &ep, err, sizeof err) != AMP_OK) {
+        fprintf(stderr, "amp-broker: metrics_listen: %s\n", err);
+        return -1;
+    }
+    int tcp = ep.kind == AMP_ENDPOINT_TCP;
+    amp_endpoint_free(&ep);
+    if (!tcp)
+        fprintf(stderr, "amp-broker: metrics_listen must be a tcp: endpoint\n");
+    return tcp ? 0 : -1;
 }
 
 /* Descriptors kept out of max_connections' reach: listeners, the metrics
@@ -529,7 +600,17 @@ int main(int argc, char **argv)
                 fprintf(stderr, "amp-broker: --hash-password reads the password from stdin\n");
                 return 2;
             }
-            pw[strcspn(pw, "\r\n")] = 0;
+            size_t len = strcspn(pw, "\r\n");
+            if (!pw[len] && len == sizeof pw - 1) { /* fgets cut it: never hash a prefix */
+                fprintf(stderr, "amp-broker: --hash-password: the password is longer than "
+                        "%zu bytes\n", sizeof pw - 2);
+                return 2;
+            }
+            pw[len] = 0;
+            if (!*pw) { /* a hash of nothing would let anyone in as that user */
+                fprintf(stderr, "amp-broker: --hash-password: the password is empty\n");
+                return 2;
+            }
             if (auth_hash_password(pw, out, sizeof out))
                 return 1;
             printf("%s\n", out);
@@ -544,19 +625,16 @@ int main(int argc, char **argv)
     }
     if (config && config_lines_too_long(config))
         return 2;
-    if (config) {
-        int line = ini_parse(config, on_setting, &s);
-        if (line) {
-            if (line < 0)
-                fprintf(stderr, "amp-broker: cannot read %s: %s\n", config, strerror(errno));
-            else
-                fprintf(stderr, "amp-broker: %s:%d: bad setting\n", config, line);
-            settings_free(&s);
-            return 2;
-        }
+    if (config && read_config(config, &s)) {
+        settings_free(&s);
+        return 2;
     }
     if (!s.nlisten)
         s.listen[s.nlisten++] = DEFAULT_LISTEN;
+    if (check_endpoints(&s)) {
+        settings_free(&s);
+        return 2;
+    }
 
     s.router.limits = s.conn.limits;
     if (check_limits(&s) || fit_connections(&s) || cert_rule_setup(&s)) {
@@ -602,7 +680,8 @@ int main(int argc, char **argv)
             log_msg(LOG_ERROR, "%s", err);
             status = 1;
         } else {
-            log_msg(LOG_INFO, "metrics on http://%s (port %d)/metrics", s.metrics_listen,
+            char url[128];
+            log_msg(LOG_INFO, "metrics on %s (port %d)", metrics_url(metrics, url, sizeof url),
                     metrics_port(metrics));
         }
     }

@@ -24,6 +24,8 @@ struct metrics_server {
     struct ev_loop *loop;
     router *r;
     int fd, port;
+    struct sockaddr_storage addr; /* bound: for the URL in the log */
+    socklen_t addr_len;
     int spare;      /* a descriptor held back for EMFILE; -1 if none */
     size_t clients; /* connected now */
     ev_io io;
@@ -189,10 +191,11 @@ metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, route
         snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, strerror(errno));
         goto fail;
     }
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(m->fd, (struct sockaddr *)&sa, &sl);
-    m->port = ntohs(sa.sin_port);
+    m->addr_len = sizeof m->addr;
+    getsockname(m->fd, (struct sockaddr *)&m->addr, &m->addr_len);
+    m->port = m->addr.ss_family == AF_INET6
+                  ? ntohs(((struct sockaddr_in6 *)&m->addr)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&m->addr)->sin_port);
     m->loop = loop;
     m->r = r;
     m->spare = amp_reserve_fd();
@@ -217,6 +220,17 @@ fail:
 int metrics_port(const metrics_server *m)
 {
     return m->port;
+}
+
+const char *metrics_url(const metrics_server *m, char *buf, size_t len)
+{
+    char host[NI_MAXHOST];
+    if (getnameinfo((const struct sockaddr *)&m->addr, m->addr_len, host, sizeof host, NULL, 0,
+                    NI_NUMERICHOST))
+        snprintf(host, sizeof host, "?");
+    int v6 = m->addr.ss_family == AF_INET6;
+    snprintf(buf, len, "http://%s%s%s:%d/metrics", v6 ? "[" : "", host, v6 ? "]" : "", m->port);
+    return buf;
 }
 
 void metrics_free(metrics_server *m)

@@ -13,6 +13,9 @@ typedef struct metrics_server metrics_server;
 metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, router *r, char *err,
                                size_t err_len);
 int metrics_port(const metrics_server *m);
+/* The address it serves, as a URL to paste: http://127.0.0.1:9760/metrics,
+ * http://[::1]:9760/metrics. Written into buf, which is returned. */
+const char *metrics_url(const metrics_server *m, char *buf, size_t len);
 void metrics_free(metrics_server *m);
 
 #endif

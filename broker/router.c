@@ -1163,9 +1163,13 @@ static size_t logins_from(router *r, const struct peer *p)
 
 static void answer_held(router *r, struct peer *p)
 {
+    /* whole seconds, rounded up and at least 1 (a login held for the whole
+     * wait would read "0 s"), so that a retry after them is never early */
+    unsigned long secs = (unsigned long)p->held_wait;
+    if (secs < p->held_wait || secs < 1)
+        secs++;
     char d[96];
-    snprintf(d, sizeof d, "too many failed logins lately: try again in %.0f s",
-             p->held_wait + 0.5);
+    snprintf(d, sizeof d, "too many failed logins lately: try again in %lu s", secs);
     amp_request *req = p->held;
     p->held = NULL;
     fail(r, req, "LOGIN_THROTTLED", d);

@@ -4,6 +4,7 @@ import json
 import os
 import threading
 import pathlib
+import re
 import shutil
 import tempfile
 import signal
@@ -481,6 +482,22 @@ def test_unknown_users_cost_as_much_as_known_ones(files):
 def raw_login(sock, tag, user, password):
     sock.sendall(raw_box([(b"_ask", str(tag).encode()), (b"_command", b"amp.Login"),
                           (b"username", user.encode()), (b"password", password.encode())]))
+
+
+def test_a_login_held_for_the_whole_wait_is_told_a_true_wait(files):
+    """The first wait is 1 s, all of it spent holding the login (the login
+    timeout leaves room): the refusal says to wait 1 s, never 0 s."""
+    b = start(files, "login_throttle_after = 1\n", login_timeout=10)
+    try:
+        assert failed_login_seconds(b.port, "alice", "127.0.0.1") >= 0
+        p = Peer(b.port, "127.0.0.2")  # the user waits, not this address
+        got = p.call("amp.Login", username="alice", password="wonderland")
+        assert got[b"_error_code"] == b"LOGIN_THROTTLED", got
+        wait = re.search(rb"try again in (\d+) s$", got[b"_error_description"])
+        assert wait and int(wait.group(1)) >= 1, got
+        p.close()
+    finally:
+        b.stop()
 
 
 def test_pending_logins_are_bounded(files):

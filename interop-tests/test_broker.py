@@ -312,15 +312,87 @@ def test_bad_settings_name_their_line(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("[broker]\ncall_timeout = 30\nslow_consumer = sometimes\n")
     r = run([BROKER, "--config", str(conf)], check=False)
-    assert r.returncode == 2 and b"bad.conf:3: bad setting" in r.stderr
+    assert r.returncode == 2, r.stderr
+    assert b"bad.conf:3: bad setting: slow_consumer is drop or disconnect" in r.stderr, r.stderr
+    # a line that is no setting at all
+    conf.write_text("[broker]\ncall_timeout 30\n")
+    r = run([BROKER, "--config", str(conf)], check=False)
+    assert r.returncode == 2 and b"bad.conf:2: bad setting: not NAME = VALUE" in r.stderr
+
+
+SECONDS = "must be a number of seconds above 0, at most 86400"
+
+
+@pytest.mark.parametrize("section,line,why", [
+    # not a number of seconds: NaN never times out, 1e400 is infinite
+    ("broker", "call_timeout = nan", "call_timeout " + SECONDS),
+    ("broker", "call_timeout = inf", "call_timeout " + SECONDS),
+    ("broker", "call_timeout = 1e400", "call_timeout " + SECONDS),
+    ("broker", "call_timeout = -1", "call_timeout " + SECONDS),
+    ("broker", "call_timeout =", "call_timeout " + SECONDS),
+    ("broker", "call_timeout = 0x10", "call_timeout " + SECONDS),
+    ("broker", "call_timeout = 90000", "call_timeout " + SECONDS),
+    ("broker", "max_call_timeout = nan", "max_call_timeout " + SECONDS),
+    ("broker", "output_soft_seconds = inf", "output_soft_seconds " + SECONDS),
+    ("broker", "box_timeout = 0", "box_timeout " + SECONDS),
+    ("broker", "handshake_timeout = -0.5", "handshake_timeout " + SECONDS),
+    ("broker", "drain_timeout = nan",
+     "drain_timeout must be a number of seconds from 0 (exit at once) to 86400"),
+    ("broker", "keepalive = 0.5", "keepalive must be whole seconds from 0 (off) to 32767"),
+    ("auth", "login_timeout = nan", "login_timeout " + SECONDS),
+    ("auth", "login_timeout = 0", "login_timeout " + SECONDS),
+    ("auth", "login_throttle_max = inf",
+     "login_throttle_max must be a number of seconds from 0 (off) to 86400"),
+    # counts: no sign (-1 is not 2^64 - 1), not empty, 0 only where it means off
+    ("broker", "max_calls_in_flight =",
+     "max_calls_in_flight must be a whole number from 1 to 100000000"),
+    ("broker", "max_calls_in_flight = 0",
+     "max_calls_in_flight must be a whole number from 1 to 100000000"),
+    ("broker", "max_calls_in_flight = -1",
+     "max_calls_in_flight must be a whole number from 1 to 100000000"),
+    ("broker", "max_connections = -5", "max_connections must be a whole number from 1 to"),
+    ("broker", "event_queue_bytes = -1",
+     "event_queue_bytes must be a whole number from 1 to 1099511627776"),
+    ("broker", "max_keys = 1.5", "max_keys must be a whole number from 1 to"),
+    ("broker", "output_soft_cap = +5", "output_soft_cap must be a whole number from 0 to"),
+    ("broker", "max_box_bytes = 1", "max_box_bytes must be a whole number from 2 to"),
+    ("broker", "login_max_box_bytes = -4096",
+     "login_max_box_bytes must be a whole number from 2 to"),
+    ("broker", "log_level = loud", "log_level is error, warn, info or debug"),
+    ("broker", "no_such_thing = 1", "unknown setting 'no_such_thing'"),
+])
+def test_bad_numbers_are_refused_naming_the_setting(tmp_path, section, line, why):
+    """Every bad value stops the broker at start with a message naming the
+    setting and what it allows; none is read as something else (NaN, an
+    infinity, 2^64 - 1 for -1, 0 for empty)."""
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[%s]\n%s\n" % (section, line))
+    try:
+        r = subprocess.run([BROKER, "--config", str(conf), "--listen",
+                            "tcp:0:interface=127.0.0.1"], capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the broker started with %r" % line)
+    want = "bad.conf:2: bad setting: %s" % why
+    assert r.returncode == 2 and want.encode() in r.stderr, r.stderr
+    assert b"18446744073709551615" not in r.stderr
+
+
+def test_zero_where_it_means_off_and_fractions_of_seconds_are_taken(tmp_path):
+    conf = tmp_path / "ok.conf"
+    conf.write_text("[broker]\nkeepalive = 0\noutput_soft_cap = 0\ndrain_timeout = 0\n"
+                    "call_timeout = 0.25\nbox_timeout = 1e1\n")
+    b = Proc([BROKER, "--config", str(conf), "--listen", "tcp:0:interface=127.0.0.1"],
+             r"\(port (\d+)\)", stream="stderr")
+    b.stop()
 
 
 def test_default_configuration_and_help():
     r = run([BROKER, "--help"])
     assert b"usage: amp-broker" in r.stdout
     assert run([BROKER, "--version"]).stdout.startswith(b"amp-broker ")
+    assert b"--hash-password" in r.stdout.split(b"\n\n")[0]  # in the usage lines
     r = run([BROKER, "--listen", "tcp:nope"], check=False)
-    assert r.returncode == 1 and b"port 'nope'" in r.stderr
+    assert r.returncode == 2 and b"port 'nope'" in r.stderr
     r = run([BROKER, "--log-level", "loud"], check=False)
     assert r.returncode == 2
     # the commented example configuration is valid
@@ -367,6 +439,44 @@ def test_default_configuration_and_help():
         p.stop()
     finally:
         b.stop()
+
+
+def test_malformed_endpoints_are_a_bad_command_line_unusable_ones_exit_1(tmp_path):
+    """A malformed endpoint string exits 2 before anything starts (even
+    after a good one); a well-formed one that cannot be bound exits 1."""
+    for argv in (["--listen", "tcp:host"],
+                 ["--listen", "tcp:0:interface=127.0.0.1", "--listen", "ssl:0"],
+                 ["--listen", "unix:"]):
+        r = run([BROKER, *argv], check=False)
+        assert r.returncode == 2 and b"endpoint" in r.stderr, (argv, r.stderr)
+        assert b"listening on" not in r.stderr, r.stderr
+    conf = tmp_path / "bad.conf"
+    for setting, why in (("listen = tcp:host", b"endpoint 'tcp:host'"),
+                         ("metrics_listen = tcp:nope", b"metrics_listen: endpoint 'tcp:nope'"),
+                         ("metrics_listen = unix:/tmp/m.sock",
+                          b"metrics_listen must be a tcp: endpoint")):
+        conf.write_text("[broker]\n%s\n" % setting)
+        r = run([BROKER, "--config", str(conf)], check=False)
+        assert r.returncode == 2 and why in r.stderr, (setting, r.stderr)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        r = run([BROKER, "--listen", "tcp:%d:interface=127.0.0.1" % taken.getsockname()[1]],
+                check=False)
+        assert r.returncode == 1 and b"Address already in use" in r.stderr, r.stderr
+    finally:
+        taken.close()
+
+
+def test_hash_password_refuses_an_empty_password():
+    for data in (b"\n", b"", b"\r\n"):
+        r = run([BROKER, "--hash-password"], data, check=False)
+        assert r.returncode == 2 and b"password" in r.stderr and not r.stdout, (data, r)
+    r = run([BROKER, "--hash-password"], b"x" * 5000 + b"\n", check=False)
+    assert r.returncode == 2 and b"longer than" in r.stderr and not r.stdout
+    r = run([BROKER, "--hash-password"], b"secret\n")
+    assert re.fullmatch(rb"pbkdf2-sha256\$200000\$[0-9a-f]{32}\$[0-9a-f]{64}\n", r.stdout)
 
 
 def read_box(sock, buf):
@@ -450,7 +560,10 @@ def test_metrics_endpoint(tmp_path):
         line = b.proc.stderr.readline().decode()
         while "metrics on" not in line:
             line = b.proc.stderr.readline().decode()
-        port = int(re.search(r"\(port (\d+)\)", line).group(1))
+        # a URL to paste, not the endpoint string
+        url = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics \(port (\d+)\)", line)
+        assert url and url.group(1) == url.group(2), line
+        port = int(url.group(1))
         cli(b.endpoint, "Nope", check=False)
         status, body = http_get(port, "/metrics")
         assert status == b"HTTP/1.0 200 OK"
@@ -463,6 +576,31 @@ def test_metrics_endpoint(tmp_path):
             if name != "errors":
                 assert "amp_broker_%s " % name in body, name
         assert http_get(port, "/")[0] == b"HTTP/1.0 404 Not Found"
+    finally:
+        b.stop()
+
+
+def test_metrics_url_of_an_ipv6_listener_has_brackets(tmp_path):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("::1 cannot be bound on this machine")
+    b = broker(config="[broker]\nmetrics_listen = tcp:0:interface=\\:\\:1\n",
+               tmp_path=tmp_path)
+    try:
+        line = b.proc.stderr.readline().decode()
+        while "metrics on" not in line:
+            line = b.proc.stderr.readline().decode()
+        url = re.search(r"metrics on http://\[::1\]:(\d+)/metrics ", line)
+        assert url, line
+        s = socket.create_connection(("::1", int(url.group(1))), timeout=10)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.0 200 OK")
+        s.close()
     finally:
         b.stop()
 
@@ -530,3 +668,33 @@ def test_tls_handshake_timeout(tmp_path, pki):
         assert b"connections" in r.stdout
     finally:
         b.stop()
+
+
+def test_tls_peers_leaving_log_no_tls_error(tmp_path, pki):
+    """amp-cli call over ssl: closes with close_notify, and a peer that just
+    drops the connection after its call is an ordinary close too: neither
+    leaves a 'TLS error' line in the broker's log."""
+    import ssl
+
+    conf = tmp_path / "tls.conf"
+    conf.write_text("[broker]\nlisten = ssl:0:privateKey=%s:certKey=%s:interface=127.0.0.1\n"
+                    % (pki / "server.key", pki / "server.pem"))
+    b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+    port = int(b.match.group(1))
+    try:
+        for _ in range(3):
+            r = run([AMP_CLI, "call", "ssl:host=localhost:port=%d:caCerts=%s"
+                     % (port, pki / "ca.pem"), "amp.Stats"])
+            assert b"connections" in r.stdout
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost")
+        s.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+        got, _ = read_box(s, b"")
+        assert (b"_answer", b"1") in got
+        s.close()  # no unwrap(): no close_notify
+        time.sleep(0.5)
+    finally:
+        err = b.stop()
+    assert "TLS error" not in err, err
+    assert "gone" not in err, err  # ordinary closes are logged at debug level

@@ -135,3 +135,48 @@ def test_ssl_endpoint_insecure_only_on_request(amp_cli, pki):
         assert p.returncode == 0 and b"WARNING" in p.stderr, p.stderr
     finally:
         srv.stop()
+
+
+def test_amp_cli_call_over_ssl_ends_with_close_notify(amp_cli, pki):
+    """An orderly close sends TLS's close_notify: the server reads a clean
+    end of the stream, not a connection cut short."""
+    import ssl
+    import threading
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "good.pem"), str(pki / "good.key"))
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python's default hides a missing one
+    lsock = socket.create_server(("127.0.0.1", 0))
+    seen = {}
+
+    def serve():
+        raw, _ = lsock.accept()
+        raw.settimeout(10)
+        # suppress_ragged_eofs off: an EOF without close_notify raises
+        s = ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)
+        data = b""
+        while not data.endswith(b"\0\0"):
+            data += s.recv(4096)
+        pairs, i = {}, 0
+        while data[i:i + 2] != b"\0\0":
+            (kl,) = struct.unpack(">H", data[i:i + 2])
+            (vl,) = struct.unpack(">H", data[i + 2 + kl:i + 4 + kl])
+            pairs[data[i + 2:i + 2 + kl]] = data[i + 4 + kl:i + 4 + kl + vl]
+            i += 4 + kl + vl
+        s.sendall(box((b"_answer", pairs[b"_ask"]), (b"total", b"1")))
+        try:
+            seen["rest"] = s.recv(4096)
+        except ssl.SSLEOFError as e:
+            seen["error"] = e
+        raw.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        p = call(amp_cli, "ssl:host=127.0.0.1:port=%d:caCerts=%s"
+                 % (lsock.getsockname()[1], pki / "ca.pem"))
+        assert p.returncode == 0 and p.stdout == b'{"total":"1"}\n', p
+    finally:
+        t.join(20)
+        lsock.close()
+    assert seen == {"rest": b""}, seen

@@ -231,6 +231,14 @@ void amp_client_free(amp_client *c)
 {
     if (!c)
         return;
+    if (c->conn) {
+        /* an orderly close: what is written out now goes, then TLS's
+         * close_notify (so the peer sees a close, not a cut connection);
+         * one turn of the loop, no waiting for a slow peer */
+        amp_conn_close(c->conn);
+        if (c->conn)
+            ev_run(c->loop, EVRUN_NOWAIT);
+    }
     if (c->conn)
         amp_conn_abort(c->conn); /* runs on_closed, which clears c->conn */
     ev_loop_destroy(c->loop);

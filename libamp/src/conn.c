@@ -483,6 +483,16 @@ static ssize_t read_some(amp_conn *c, uint8_t *buf, size_t n)
             if (errno == 0 || errno == ECONNRESET || errno == EPIPE)
                 return 0; /* the peer went away without close_notify */
         }
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+        /* OpenSSL 3 reports the same as an error. Many clients close without
+         * close_notify; AMP frames its boxes, so a stream cut short shows as
+         * an incomplete box, not as a shorter message: an ordinary close. */
+        if (e == SSL_ERROR_SSL &&
+            ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            ERR_clear_error();
+            return 0;
+        }
+#endif
         return -3;
     }
     ssize_t r;
