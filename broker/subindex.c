@@ -1,0 +1,392 @@
+#include "subindex.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "strmap.h" /* amp_siphash24 */
+
+/* A node costs what its fields and token take: with 32 tokens a pattern
+ * may make 32 nodes, so there is no per-node table and no second copy of
+ * the token (the edge table below holds node pointers only). */
+struct subindex_node {
+    struct subindex_node *parent;
+    struct subindex_node *star; /* the '*' child */
+    subindex_entry *subs;       /* patterns that end here */
+    subindex_entry *rest;       /* patterns that end here with '>' */
+    uint32_t kids;              /* literal children (in the edge table) */
+    uint32_t token_len;         /* a literal node's token; 0 for '*' */
+    uint8_t token[];
+};
+
+/* Literal edges of every node: open addressing over node pointers, a slot
+ * chosen by SipHash of (parent pointer, token) under a random key, so
+ * peer-chosen tokens cannot be made to collide. */
+struct edges {
+    struct subindex_node **slots; /* NULL until the first literal node */
+    size_t mask, count;
+    uint8_t key[16];
+};
+
+struct subindex {
+    struct subindex_node root;
+    struct edges edges;
+    uint8_t *buf;   /* (parent, token) to hash: room for the longest token */
+    size_t buf_cap; /* stored; a longer one cannot be found */
+    size_t count, nodes;
+};
+
+#define MIN_SLOTS 16
+/* The table is rebuilt smaller when this sparse: after a crowd of
+ * subscriptions leaves, the table they grew is not kept for good. */
+#define SHRINK_MIN_SLOTS 1024
+#define SHRINK_RATIO 16
+
+static int random_key(uint8_t key[16])
+{
+    size_t got = 0;
+    while (got < 16) {
+        ssize_t r = getrandom(key + got, 16 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+subindex *subindex_new(void)
+{
+    subindex *ix = calloc(1, sizeof *ix);
+    if (!ix || random_key(ix->edges.key)) {
+        free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+/* ---- edges --------------------------------------------------------------------- */
+
+static uint64_t edge_hash(subindex *ix, const struct subindex_node *parent, const uint8_t *tok,
+                          size_t n)
+{
+    memcpy(ix->buf, &parent, sizeof parent);
+    memcpy(ix->buf + sizeof parent, tok, n);
+    return amp_siphash24(ix->edges.key, ix->buf, sizeof parent + n);
+}
+
+static uint64_t node_hash(subindex *ix, const struct subindex_node *nd)
+{
+    return edge_hash(ix, nd->parent, nd->token, nd->token_len);
+}
+
+/* The slot holding the edge, or the empty slot ending its probe sequence. */
+static size_t edge_slot(const struct edges *t, const struct subindex_node *parent,
+                        const uint8_t *tok, size_t n, uint64_t h)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        const struct subindex_node *c = t->slots[i];
+        if (!c || (c->parent == parent && c->token_len == n && !memcmp(c->token, tok, n)))
+            return i;
+    }
+}
+
+static struct subindex_node *edge_get(subindex *ix, const struct subindex_node *parent,
+                                      const uint8_t *tok, size_t n)
+{
+    if (!parent->kids || sizeof parent + n > ix->buf_cap)
+        return NULL;
+    uint64_t h = edge_hash(ix, parent, tok, n);
+    return ix->edges.slots[edge_slot(&ix->edges, parent, tok, n, h)];
+}
+
+/* Place nd (not in the table) in a table with room for it. */
+static void edge_place(subindex *ix, struct subindex_node **slots, size_t mask,
+                       struct subindex_node *nd)
+{
+    size_t i = node_hash(ix, nd) & mask;
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = nd;
+}
+
+/* Move every edge to a table of `size` slots (a power of two above twice
+ * the count); -1 if it cannot be had (the old table stays, still good). */
+static int edges_resize(subindex *ix, size_t size)
+{
+    struct subindex_node **slots = calloc(size, sizeof *slots);
+    if (!slots)
+        return -1;
+    struct edges *t = &ix->edges;
+    for (size_t i = 0; t->slots && i <= t->mask; i++)
+        if (t->slots[i])
+            edge_place(ix, slots, size - 1, t->slots[i]);
+    free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    return 0;
+}
+
+static int edge_add(subindex *ix, struct subindex_node *nd)
+{
+    struct edges *t = &ix->edges;
+    size_t size = t->slots ? t->mask + 1 : 0;
+    if ((t->count + 1) * 2 > size && edges_resize(ix, size ? size * 2 : MIN_SLOTS))
+        return -1;
+    edge_place(ix, t->slots, t->mask, nd);
+    t->count++;
+    return 0;
+}
+
+static void edge_remove(subindex *ix, struct subindex_node *nd)
+{
+    struct edges *t = &ix->edges;
+    size_t i = edge_slot(t, nd->parent, nd->token, nd->token_len, node_hash(ix, nd));
+    t->slots[i] = NULL;
+    t->count--;
+    /* put back the rest of the probe sequence, which may have passed i */
+    for (size_t j = (i + 1) & t->mask; t->slots[j]; j = (j + 1) & t->mask) {
+        struct subindex_node *moved = t->slots[j];
+        t->slots[j] = NULL;
+        edge_place(ix, t->slots, t->mask, moved);
+    }
+    size_t size = t->mask + 1, want = MIN_SLOTS;
+    if (size >= SHRINK_MIN_SLOTS && t->count * SHRINK_RATIO < size) {
+        while (want < t->count * 4)
+            want *= 2;
+        edges_resize(ix, want); /* if memory is short, the big one will do */
+    }
+}
+
+/* ---- nodes --------------------------------------------------------------------- */
+
+static int is_tok(const uint8_t *t, size_t n, char c)
+{
+    return n == 1 && t[0] == (uint8_t)c;
+}
+
+static int node_unused(const struct subindex_node *nd)
+{
+    return !nd->subs && !nd->rest && !nd->kids && !nd->star;
+}
+
+/* Free nodes from nd up while they hold nothing. */
+static void prune(subindex *ix, struct subindex_node *nd)
+{
+    while (nd != &ix->root && node_unused(nd)) {
+        struct subindex_node *parent = nd->parent;
+        if (parent->star == nd) {
+            parent->star = NULL;
+        } else {
+            edge_remove(ix, nd);
+            parent->kids--;
+        }
+        free(nd);
+        ix->nodes--;
+        nd = parent;
+    }
+}
+
+/* The child of nd for the literal or '*' token t, created if missing;
+ * NULL: out of memory. */
+static struct subindex_node *child(subindex *ix, struct subindex_node *nd, const uint8_t *t,
+                                   size_t n)
+{
+    int star = is_tok(t, n, '*');
+    struct subindex_node *c = star ? nd->star : edge_get(ix, nd, t, n);
+    if (c)
+        return c;
+    size_t own = star ? 0 : n;
+    c = calloc(1, sizeof *c + own);
+    if (!c)
+        return NULL;
+    c->parent = nd;
+    c->token_len = (uint32_t)own;
+    memcpy(c->token, t, own);
+    if (star) {
+        nd->star = c;
+    } else {
+        if (edge_add(ix, c)) {
+            free(c);
+            return NULL;
+        }
+        nd->kids++;
+    }
+    ix->nodes++;
+    return c;
+}
+
+/* Next token of x[*pos..n): 0 when none is left (as pattern.c splits). */
+static int next_token(const uint8_t *x, size_t n, size_t *pos, const uint8_t **t, size_t *tn)
+{
+    if (*pos > n)
+        return 0;
+    const uint8_t *dot = memchr(x + *pos, '.', n - *pos);
+    size_t end = dot ? (size_t)(dot - x) : n;
+    *t = x + *pos;
+    *tn = end - *pos;
+    *pos = end + 1;
+    return 1;
+}
+
+/* Room in ix->buf for the pattern's longest token; -1 if it cannot be had
+ * or the pattern is too deep. */
+static int make_room(subindex *ix, const uint8_t *p, size_t n)
+{
+    size_t pos = 0, tokens = 0, longest = 0, tn;
+    const uint8_t *t;
+    while (next_token(p, n, &pos, &t, &tn)) {
+        tokens++;
+        longest = tn > longest ? tn : longest;
+    }
+    if (tokens > SUBINDEX_MAX_TOKENS || longest > UINT32_MAX)
+        return -1;
+    size_t need = sizeof(struct subindex_node *) + longest;
+    if (need <= ix->buf_cap)
+        return 0;
+    uint8_t *b = realloc(ix->buf, need);
+    if (!b)
+        return -1;
+    ix->buf = b;
+    ix->buf_cap = need;
+    return 0;
+}
+
+static void push(subindex_entry **list, subindex_entry *e, struct subindex_node *nd)
+{
+    e->node = nd;
+    e->prev = NULL;
+    e->next = *list;
+    if (*list)
+        (*list)->prev = e;
+    *list = e;
+}
+
+int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e)
+{
+    if (make_room(ix, pattern, n))
+        return -1;
+    struct subindex_node *nd = &ix->root;
+    size_t pos = 0, tn;
+    const uint8_t *t;
+    while (next_token(pattern, n, &pos, &t, &tn)) {
+        if (is_tok(t, tn, '>')) { /* always last (pattern_check) */
+            push(&nd->rest, e, nd);
+            ix->count++;
+            return 0;
+        }
+        struct subindex_node *c = child(ix, nd, t, tn);
+        if (!c) {
+            prune(ix, nd); /* the nodes made for this pattern so far */
+            return -1;
+        }
+        nd = c;
+    }
+    push(&nd->subs, e, nd);
+    ix->count++;
+    return 0;
+}
+
+void subindex_remove(subindex *ix, subindex_entry *e)
+{
+    struct subindex_node *nd = e->node;
+    if (e->prev)
+        e->prev->next = e->next;
+    else if (nd->subs == e) /* the head of one of its node's lists */
+        nd->subs = e->next;
+    else
+        nd->rest = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    e->node = NULL;
+    e->prev = e->next = NULL;
+    ix->count--;
+    prune(ix, nd);
+}
+
+/* ---- matching ------------------------------------------------------------------ */
+
+struct matching {
+    subindex *ix;
+    const uint8_t *s;
+    size_t n;
+    void (*fn)(subindex_entry *e, void *ud);
+    void *ud;
+    size_t found;
+};
+
+static void emit(struct matching *m, subindex_entry *list)
+{
+    for (subindex_entry *e = list, *next; e; e = next) {
+        next = e->next;
+        m->found++;
+        m->fn(e, m->ud);
+    }
+}
+
+/* Report what below nd matches the name from byte `pos` on. Recursion is
+ * as deep as the trie (SUBINDEX_MAX_TOKENS), whatever the name's length. */
+static void match_from(struct matching *m, const struct subindex_node *nd, size_t pos)
+{
+    const uint8_t *t;
+    size_t tn;
+    if (!next_token(m->s, m->n, &pos, &t, &tn)) {
+        emit(m, nd->subs); /* the name ends here */
+        return;
+    }
+    emit(m, nd->rest); /* '>': one or more tokens left */
+    const struct subindex_node *lit = edge_get(m->ix, nd, t, tn);
+    if (lit)
+        match_from(m, lit, pos);
+    if (nd->star)
+        match_from(m, nd->star, pos);
+}
+
+size_t subindex_match(subindex *ix, const uint8_t *subject, size_t n,
+                      void (*fn)(subindex_entry *e, void *ud), void *ud)
+{
+    struct matching m = {ix, subject, n, fn, ud, 0};
+    match_from(&m, &ix->root, 0);
+    return m.found;
+}
+
+size_t subindex_count(const subindex *ix)
+{
+    return ix->count;
+}
+
+size_t subindex_nodes(const subindex *ix)
+{
+    return ix->nodes;
+}
+
+/* ---- freeing ------------------------------------------------------------------- */
+
+/* Free the '*' nodes reached from nd through '*' nodes only; literal nodes
+ * are all in the edge table. Each '*' node is reached once: from its
+ * nearest literal ancestor, or the root. */
+static void free_stars(struct subindex_node *nd)
+{
+    for (struct subindex_node *s = nd->star, *next; s; s = next) {
+        next = s->star;
+        free(s);
+    }
+}
+
+void subindex_free(subindex *ix)
+{
+    if (!ix)
+        return;
+    free_stars(&ix->root);
+    struct edges *t = &ix->edges;
+    for (size_t i = 0; t->slots && i <= t->mask; i++)
+        if (t->slots[i])
+            free_stars(t->slots[i]);
+    for (size_t i = 0; t->slots && i <= t->mask; i++)
+        free(t->slots[i]);
+    free(t->slots);
+    free(ix->buf);
+    free(ix);
+}
