@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "subindex.h"
 
 #define DEFAULT_LISTEN "tcp:7760:interface=127.0.0.1"
 #define MAX_LISTEN 16
@@ -227,6 +228,8 @@ static int number_setting(struct settings *s, const char *name, const char *valu
         {"max_commands", &rc->max_commands, 1, 100000000},
         {"max_registrations", &rc->max_registrations, 1, 100000000},
         {"max_subscriptions", &rc->max_subscriptions, 1, 100000000},
+        {"max_subscriptions_total", &rc->max_subscriptions_total, 1, 100000000},
+        {"max_pattern_tokens", &rc->max_pattern_tokens, 1, SUBINDEX_MAX_TOKENS},
         {"max_queued_bytes", &rc->max_queued_bytes, 1, BYTES_MAX},
         {"max_command_name", &rc->max_command_name, 1, AMP_MAX_VALUE_LEN},
     };
@@ -550,6 +553,8 @@ int main(int argc, char **argv)
     s.router.max_registrations = 1000;
     s.router.max_commands = 10000;
     s.router.max_subscriptions = 1000;
+    s.router.max_subscriptions_total = 100000;
+    s.router.max_pattern_tokens = 16;
     s.router.max_command_name = 256;
     /* Queued output and partial input across all connections: 64 boxes of
      * the largest size (max_box_bytes) at once, a small share of a server's

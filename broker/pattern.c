@@ -41,6 +41,14 @@ int pattern_check(const uint8_t *p, size_t n, const char **why)
     return 0;
 }
 
+size_t pattern_tokens(const uint8_t *p, size_t n)
+{
+    size_t dots = 0;
+    for (const uint8_t *d = p, *end = p + n; (d = memchr(d, '.', (size_t)(end - d))); d++)
+        dots++;
+    return dots + 1;
+}
+
 int pattern_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn)
 {
     size_t pp = 0, sp = 0;

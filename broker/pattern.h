@@ -8,6 +8,8 @@
 
 /* 0 if `p` is a valid pattern, else -1 with a reason. */
 int pattern_check(const uint8_t *p, size_t n, const char **why);
+/* Tokens in `p`: its dots plus one. */
+size_t pattern_tokens(const uint8_t *p, size_t n);
 int pattern_match(const uint8_t *p, size_t pn, const uint8_t *s, size_t sn);
 /* Does every name that `sub` matches also match `p`? (`sub` may contain
  * wildcards: a '*' in sub is covered only by '*' or '>', and so on.) */

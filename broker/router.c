@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pattern.h"
 #include "strmap.h"
+#include "subindex.h"
 #include "throttle.h"
 
 enum policy { POLICY_ROUNDROBIN, POLICY_RANDOM, POLICY_FIRST, POLICY_LEAST_BUSY };
@@ -45,6 +46,7 @@ struct peer {
     size_t nregs, regs_cap;
     amp_strmap subs;        /* its patterns -> struct subscription; slots
                                NULL until the first subscription */
+    uint64_t last_event;    /* the last event queued for it (event_seq) */
     log_bucket log;         /* rate limit of the lines it causes */
     struct peer *prev, *next;
 };
@@ -64,8 +66,8 @@ struct command {
 };
 
 struct subscription {
+    subindex_entry link; /* in router.subs; first: the entry is the record */
     struct peer *peer;
-    size_t index; /* its place in router.subs */
     size_t len;
     uint8_t pattern[];
 };
@@ -90,8 +92,8 @@ struct router {
     struct ev_loop *loop;
     router_config cfg;
     amp_strmap commands;
-    struct subscription **subs; /* every subscription, in no order */
-    size_t nsubs, subs_cap;
+    subindex *subs;         /* every subscription, by pattern */
+    uint64_t event_seq;     /* events matched so far: peer.last_event */
     struct peer *peers;
     size_t npeers;
     uint64_t next_peer_id;
@@ -480,6 +482,47 @@ static void route_call(router *r, struct peer *caller, amp_request *req, const a
 
 /* ---- events -------------------------------------------------------------------- */
 
+/* One event on its way to the subscribers whose patterns match it. */
+struct fanout {
+    router *r;
+    const amp_pair *cmd;
+    const amp_pair *args;
+    size_t n, size; /* args; the size of the box queued for each */
+    int any_slow;
+};
+
+/* A matching subscription: the event is queued for its connection unless
+ * another of that connection's patterns already got it this time (an event
+ * carries no subscription: extra copies would be identical). */
+static void deliver(subindex_entry *e, void *ud)
+{
+    struct fanout *f = ud;
+    router *r = f->r;
+    struct peer *p = ((struct subscription *)e)->peer;
+    if (p->last_event == r->event_seq)
+        return;
+    p->last_event = r->event_seq;
+    amp_session *s = amp_conn_session(p->conn);
+    const uint8_t *o;
+    size_t pending;
+    amp_session_output(s, &o, &pending);
+    if (over_budget(r, f->size)) {
+        r->stats.events_dropped++;
+        r->stats.budget_events_dropped++;
+        return;
+    }
+    amp_call_opts no_answer = {1, 0, 0};
+    if (pending + f->size > r->cfg.event_queue_bytes ||
+        amp_session_call(s, f->cmd->value, f->cmd->value_len, f->args, f->n, &no_answer, NULL,
+                         NULL, NULL) != AMP_OK) {
+        r->stats.events_dropped++;
+        if (r->cfg.slow_consumer == SLOW_DISCONNECT)
+            p->slow = f->any_slow = 1;
+        return;
+    }
+    r->stats.events_delivered++;
+}
+
 static void publish(router *r, struct peer *from, amp_request *req, const amp_box *box)
 {
     const amp_pair *cmdp = amp_request_command(req);
@@ -493,32 +536,12 @@ static void publish(router *r, struct peer *from, amp_request *req, const amp_bo
     for (size_t i = 0; args && i < box->count; i++)
         if (!is_reserved(&box->pairs[i]))
             args[n++] = box->pairs[i];
-    size_t size = amp_box_encoded_size(args, n) + cmdp->value_len + 12;
-    amp_call_opts no_answer = {1, 0, 0};
-    int any_slow = 0;
-    for (size_t i = 0; args && i < r->nsubs; i++) {
-        struct subscription *sub = r->subs[i];
-        if (!pattern_match(sub->pattern, sub->len, cmdp->value, cmdp->value_len))
-            continue;
-        amp_session *s = amp_conn_session(sub->peer->conn);
-        const uint8_t *o;
-        size_t pending;
-        amp_session_output(s, &o, &pending);
-        if (over_budget(r, size)) {
-            r->stats.events_dropped++;
-            r->stats.budget_events_dropped++;
-            continue;
-        }
-        if (pending + size > r->cfg.event_queue_bytes ||
-            amp_session_call(s, cmdp->value, cmdp->value_len, args, n, &no_answer, NULL, NULL,
-                             NULL) != AMP_OK) {
-            r->stats.events_dropped++;
-            if (r->cfg.slow_consumer == SLOW_DISCONNECT)
-                sub->peer->slow = any_slow = 1;
-            continue;
-        }
-        r->stats.events_delivered++;
-    }
+    struct fanout f = {r, cmdp, args, n, amp_box_encoded_size(args, n) + cmdp->value_len + 12, 0};
+    r->event_seq++; /* a new stamp: every connection may get this one */
+    if (args) /* queuing an event never closes a connection: the index
+                 stays as it is while it is walked */
+        subindex_match(r->subs, cmdp->value, cmdp->value_len, deliver, &f);
+    int any_slow = f.any_slow;
     if (args != stack)
         free(args);
     /* disconnect after the loop: closing a peer removes its subscriptions */
@@ -694,14 +717,6 @@ static void do_unregister(router *r, struct peer *p, amp_request *req, const amp
     fail(r, req, "NOT_REGISTERED", "this connection does not serve that command");
 }
 
-/* Take a subscription out of the router's list (not out of its peer's). */
-static void unlink_sub(router *r, struct subscription *sub)
-{
-    struct subscription *last = r->subs[--r->nsubs];
-    r->subs[sub->index] = last;
-    last->index = sub->index;
-}
-
 static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     const amp_pair *pat = arg(box, "pattern");
@@ -712,6 +727,16 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         char d[128];
         snprintf(d, sizeof d, "bad pattern: %s", why);
         fail(r, req, "BAD_REQUEST", d);
+        return;
+    }
+    /* each token is a level of the index, which matching walks */
+    size_t tokens = pattern_tokens(pat->value, pat->value_len);
+    if (tokens > r->cfg.max_pattern_tokens) {
+        r->stats.subscriptions_refused++;
+        char d[128];
+        snprintf(d, sizeof d, "%zu tokens is over the broker's limit of %zu "
+                 "(max_pattern_tokens)", tokens, r->cfg.max_pattern_tokens);
+        fail(r, req, "LIMIT_EXCEEDED", d);
         return;
     }
     if (!permit(r, p, req, ACT_SUBSCRIBE, pat->value, pat->value_len))
@@ -732,18 +757,22 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         fail(r, req, "LIMIT_EXCEEDED", d);
         return;
     }
-    if (r->nsubs == r->subs_cap) {
-        size_t cap = r->subs_cap ? r->subs_cap * 2 : 16;
-        struct subscription **v = realloc(r->subs, cap * sizeof *v);
-        if (!v) {
-            fail(r, req, "UNKNOWN", "Unknown Error");
-            return;
-        }
-        r->subs = v;
-        r->subs_cap = cap;
+    if (subindex_count(r->subs) >= r->cfg.max_subscriptions_total) {
+        r->stats.subscriptions_refused++;
+        char d[128];
+        snprintf(d, sizeof d, "the broker holds %zu subscriptions, its limit "
+                 "(max_subscriptions_total)", subindex_count(r->subs));
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
     }
     struct subscription *sub = malloc(sizeof *sub + pat->value_len);
-    if (!sub || amp_strmap_put(&p->subs, pat->value, pat->value_len, sub)) {
+    if (!sub || subindex_add(r->subs, pat->value, pat->value_len, &sub->link)) {
+        free(sub);
+        fail(r, req, "UNKNOWN", "Unknown Error");
+        return;
+    }
+    if (amp_strmap_put(&p->subs, pat->value, pat->value_len, sub)) {
+        subindex_remove(r->subs, &sub->link);
         free(sub);
         fail(r, req, "UNKNOWN", "Unknown Error");
         return;
@@ -751,8 +780,6 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
     sub->peer = p;
     sub->len = pat->value_len;
     memcpy(sub->pattern, pat->value, sub->len);
-    sub->index = r->nsubs;
-    r->subs[r->nsubs++] = sub;
     sent(r, amp_request_answer(req, NULL, 0));
 }
 
@@ -761,14 +788,15 @@ static void remove_sub(router *r, struct peer *p, const uint8_t *pattern, size_t
 {
     struct subscription *sub = amp_strmap_remove(&p->subs, pattern, len);
     if (sub) {
-        unlink_sub(r, sub);
+        subindex_remove(r->subs, &sub->link);
         free(sub);
     }
 }
 
 static void unlink_each(const uint8_t *key, size_t n, void *value, void *ud)
 {
-    unlink_sub(ud, value);
+    router *r = ud;
+    subindex_remove(r->subs, &((struct subscription *)value)->link);
 }
 
 /* Every subscription of a peer that is going away. */
@@ -899,11 +927,12 @@ static size_t stats_table(router *r, struct counter_row *t)
         {"answers_failed", "answers and errors that could not be queued (output full)",
          r->stats.answers_failed, 0},
         {"commands", "entries in the command table now", r->commands.count, 1},
-        {"subscriptions", "subscriptions now", r->nsubs, 1},
+        {"subscriptions", "subscriptions now", subindex_count(r->subs), 1},
         {"registrations_refused", "registrations refused over max_registrations, "
          "max_commands or max_command_name", r->stats.registrations_refused, 0},
-        {"subscriptions_refused", "subscriptions refused over max_subscriptions or "
-         "max_command_name", r->stats.subscriptions_refused, 0},
+        {"subscriptions_refused", "subscriptions refused over max_subscriptions, "
+         "max_subscriptions_total, max_pattern_tokens or max_command_name",
+         r->stats.subscriptions_refused, 0},
         {"log_lines_suppressed", "log lines dropped by the per-peer rate limit",
          log_lines_suppressed, 0},
         {"queued_bytes", "unsent output, partial input boxes and unanswered calls held now (max_queued_bytes)",
@@ -1706,7 +1735,8 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         free(r);
         return NULL;
     }
-    if (amp_strmap_init(&r->user_conns)) {
+    if (amp_strmap_init(&r->user_conns) || !(r->subs = subindex_new())) {
+        amp_strmap_free(&r->user_conns); /* (nothing if its init failed) */
         amp_strmap_free(&r->commands);
         free(r);
         return NULL;
@@ -1723,6 +1753,12 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         r->cfg.max_commands = SIZE_MAX;
     if (!r->cfg.max_subscriptions)
         r->cfg.max_subscriptions = SIZE_MAX;
+    if (!r->cfg.max_subscriptions_total)
+        r->cfg.max_subscriptions_total = SIZE_MAX;
+    if (!r->cfg.max_pattern_tokens)
+        r->cfg.max_pattern_tokens = 16;
+    if (r->cfg.max_pattern_tokens > SUBINDEX_MAX_TOKENS)
+        r->cfg.max_pattern_tokens = SUBINDEX_MAX_TOKENS;
     if (!r->cfg.max_command_name)
         r->cfg.max_command_name = AMP_MAX_VALUE_LEN;
     if (r->cfg.login_workers <= 0)
@@ -1772,6 +1808,6 @@ void router_free(router *r)
     amp_strmap_free(&r->user_conns);
     amp_strmap_free(&r->commands);
     auth_free(r->auth);
-    free(r->subs);
+    subindex_free(r->subs);
     free(r);
 }

@@ -33,9 +33,13 @@ typedef struct router_config {
     size_t max_commands;        /* distinct commands in the table: a new one
                                    beyond gets LIMIT_EXCEEDED */
     size_t max_subscriptions;   /* per connection: more get LIMIT_EXCEEDED */
+    size_t max_subscriptions_total; /* all connections together: the same */
     size_t max_command_name;    /* longest name registered or pattern
                                    subscribed (bytes); longer: LIMIT_EXCEEDED */
-    /* (zero in any of the three: no limit) */
+    /* (zero in any of these five: no limit) */
+    size_t max_pattern_tokens;  /* tokens of a subscribed pattern, at most
+                                   SUBINDEX_MAX_TOKENS (256); more get
+                                   LIMIT_EXCEEDED; 0: 16 */
     /* logins (with auth); see README, "Security and limits" */
     int login_workers;                     /* threads hashing passwords */
     size_t max_pending_logins;             /* password checks queued or running */

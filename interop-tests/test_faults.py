@@ -497,6 +497,107 @@ def test_subscriptions_per_connection_are_capped():
         b.stop()
 
 
+def test_an_event_reaches_a_connection_once():
+    """A connection whose patterns overlap gets each event once (it carries
+    no subscription: more copies would be identical; the unfixed broker sent
+    one per matching pattern)."""
+    b = broker()
+    try:
+        many, one = connect(b.port), connect(b.port)
+        many.sendall(calls(b"amp.Subscribe", b"pattern", [b"a.*", b"a.>", b"*.b", b"a.b",
+                                                          b"end"]))
+        one.sendall(calls(b"amp.Subscribe", b"pattern", [b"a.>", b"end"]))
+        got_many, got_one = Boxes(many), Boxes(one)
+        assert all(b"_answer" in got_many.next() for _ in range(5))
+        assert all(b"_answer" in got_one.next() for _ in range(2))
+        pub = connect(b.port)
+        pub.sendall(raw_box([(b"_command", b"a.b"), (b"n", b"1")]) +
+                    raw_box([(b"_command", b"a.c.d"), (b"n", b"2")]) +
+                    raw_box([(b"_command", b"end")]))
+        # in order: the marker comes after every copy of the events before it
+        assert got_many.next() == {b"_command": b"a.b", b"n": b"1"}
+        assert got_many.next() == {b"_command": b"a.c.d", b"n": b"2"}
+        assert got_many.next() == {b"_command": b"end"}
+        assert got_one.next() == {b"_command": b"a.b", b"n": b"1"}
+        assert got_one.next() == {b"_command": b"a.c.d", b"n": b"2"}
+        assert got_one.next() == {b"_command": b"end"}
+        st = stats(b.endpoint)
+        assert st["events_published"] == 3 and st["events_delivered"] == 6, st
+        assert st["events_dropped"] == 0, st
+    finally:
+        b.stop()
+
+
+def test_subscriptions_are_capped_across_connections(tmp_path):
+    """max_subscriptions_total bounds the subscriptions of all connections
+    together: LIMIT_EXCEEDED, counted; a connection that leaves makes room."""
+    b = broker(config="[broker]\nmax_subscriptions = 20\nmax_subscriptions_total = 50\n",
+               tmp_path=tmp_path)
+    try:
+        conns = [connect(b.port) for _ in range(3)]
+        answers = [Boxes(s) for s in conns]
+        got = []
+        for k, s in enumerate(conns):  # one after the other: the third is refused
+            s.sendall(calls(b"amp.Subscribe", b"pattern", [b"s%d.%d" % (k, i) for i in range(20)]))
+            got += [answers[k].next() for _ in range(20)]
+        assert [b"_answer" in g for g in got] == [True] * 50 + [False] * 10, got
+        assert all(g[b"_error_code"] == b"LIMIT_EXCEEDED" and b"max_subscriptions_total" in
+                   g[b"_error_description"] for g in got[50:]), got[50:]
+        # a duplicate is no new subscription: still accepted at the cap
+        conns[0].sendall(calls(b"amp.Subscribe", b"pattern", [b"s0.3"], 100))
+        assert b"_answer" in answers[0].next()
+        st = stats(b.endpoint)
+        assert st["subscriptions"] == 50 and st["subscriptions_refused"] == 10, st
+        conns[0].close()
+        assert wait_for(lambda: stats(b.endpoint)["subscriptions"] == 30)
+        conns[2].sendall(calls(b"amp.Subscribe", b"pattern", [b"s2.new"], 200))
+        assert b"_answer" in answers[2].next()
+        # events still reach what is left
+        run([AMP_CLI, "call", "--no-answer", b.endpoint, "s1.7", "x=1"])
+        assert answers[1].next() == {b"_command": b"s1.7", b"x": b"1"}
+        for s in conns[1:]:
+            s.close()
+    finally:
+        b.stop()
+
+
+def test_pattern_tokens_are_capped(tmp_path):
+    """A pattern has at most max_pattern_tokens tokens (16 by default): each
+    can be a node of the subscription index. Names are not capped: a name
+    far longer than any pattern still reaches a '>' subscriber."""
+    b = broker()
+    try:
+        s = connect(b.port)
+        ok, over = b".".join([b"t"] * 15 + [b">"]), b".".join([b"*"] * 17)
+        s.sendall(calls(b"amp.Subscribe", b"pattern", [ok, over]))
+        got = Boxes(s)
+        assert b"_answer" in got.next()
+        refused = got.next()
+        assert refused[b"_error_code"] == b"LIMIT_EXCEEDED", refused
+        assert b"max_pattern_tokens" in refused[b"_error_description"], refused
+        assert stats(b.endpoint)["subscriptions_refused"] == 1
+        name = b".".join([b"t"] * 2000)
+        pub = connect(b.port)
+        pub.sendall(raw_box([(b"_command", name)]))
+        assert got.next() == {b"_command": name}
+    finally:
+        b.stop()
+    b = broker(config="[broker]\nmax_pattern_tokens = 3\n", tmp_path=tmp_path)
+    try:
+        s = connect(b.port)
+        s.sendall(calls(b"amp.Subscribe", b"pattern", [b"a.*.>", b"a.b.c.d"]))
+        got = Boxes(s)
+        assert b"_answer" in got.next()
+        assert got.next()[b"_error_code"] == b"LIMIT_EXCEEDED"
+    finally:
+        b.stop()
+    # past what the index allows (256): the broker does not start
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[broker]\nmax_pattern_tokens = 257\n")
+    r = run([BROKER, "--listen", "tcp:0:interface=127.0.0.1", "--config", str(bad)], check=False)
+    assert r.returncode != 0 and b"max_pattern_tokens" in r.stderr, r
+
+
 def test_unhandled_description_is_bounded():
     """A call for a 60,000-byte command name: UNHANDLED with a description
     (Twisted's words, the name cut with a marker), a well-formed error box."""
