@@ -1,6 +1,7 @@
 """The README's examples work as pasted."""
 import os
 import re
+import socket
 import subprocess
 import tempfile
 
@@ -109,3 +110,37 @@ def test_cli_examples_print_what_the_readme_says():
         assert p.stdout.decode().splitlines() == expected, cmd
         checked += 1
     assert checked >= 2
+
+
+def test_server_and_client_shell_block_runs_as_written(tmp_path):
+    """The shell block that builds and runs sum_server and sum_client, run
+    as pasted against an installed copy of this build (a temporary prefix
+    instead of /usr/local; a free port instead of 7000): the client waits for
+    the server, gets its answer, and the block ends the server itself."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        block = re.search(r"<!-- example: run -->\n```sh\n(.*?)```", f.read(), re.S).group(1)
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True,
+                   capture_output=True)
+    libdir = os.path.dirname(next(prefix.rglob("libamp.so")))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = str(sock.getsockname()[1])
+    sock.close()
+    for name, code in named_examples().items():
+        (tmp_path / name).write_text(code.replace("7000", port))
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"),
+               LD_LIBRARY_PATH=libdir)
+    script = block.replace("cc ", "cc %s " % os.environ.get("CFLAGS", ""))
+    p = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=60)  # a server left running holds stdout open
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, 9)
+            p.wait()
+    assert p.returncode == 0, err
+    expected = [l[5:] for l in block.splitlines() if l.startswith("# => ")]
+    assert expected and out.decode().splitlines() == \
+        ["serving Sum on port %s" % port] + expected, (out, err)
