@@ -66,7 +66,7 @@ struct command {
 };
 
 struct subscription {
-    subindex_entry link; /* in router.subs; first: the entry is the record */
+    subindex_entry link; /* in router.subs, which reports its peer */
     struct peer *peer;
     size_t len;
     uint8_t pattern[];
@@ -494,11 +494,11 @@ struct fanout {
 /* A matching subscription: the event is queued for its connection unless
  * another of that connection's patterns already got it this time (an event
  * carries no subscription: extra copies would be identical). */
-static void deliver(subindex_entry *e, void *ud)
+static void deliver(void *owner, void *ud)
 {
     struct fanout *f = ud;
     router *r = f->r;
-    struct peer *p = ((struct subscription *)e)->peer;
+    struct peer *p = owner;
     if (p->last_event == r->event_seq)
         return;
     p->last_event = r->event_seq;
@@ -766,7 +766,7 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         return;
     }
     struct subscription *sub = malloc(sizeof *sub + pat->value_len);
-    if (!sub || subindex_add(r->subs, pat->value, pat->value_len, &sub->link)) {
+    if (!sub || subindex_add(r->subs, pat->value, pat->value_len, &sub->link, p)) {
         free(sub);
         fail(r, req, "UNKNOWN", "Unknown Error");
         return;

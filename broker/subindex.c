@@ -7,14 +7,26 @@
 
 #include "strmap.h" /* amp_siphash24 */
 
-/* A node costs what its fields and token take: with 32 tokens a pattern
- * may make 32 nodes, so there is no per-node table and no second copy of
- * the token (the edge table below holds node pointers only). */
+/* What a match reports, side by side: a match reads the arrays in order. */
+struct slot {
+    void *owner;
+    subindex_entry *e; /* to tell it its new place when the array moves */
+};
+
+/* The patterns that end at a node: [0] there, [1] there followed by '>'. */
+struct bucket {
+    struct slot *v[2];
+    uint32_t n[2], cap[2];
+};
+
+/* A node costs what its fields and token take (a pattern may make one per
+ * token), so there is no per-node table, no second copy of the token (the
+ * edge table below holds node pointers only), and the bucket is made only
+ * where patterns end. */
 struct subindex_node {
     struct subindex_node *parent;
     struct subindex_node *star; /* the '*' child */
-    subindex_entry *subs;       /* patterns that end here */
-    subindex_entry *rest;       /* patterns that end here with '>' */
+    struct bucket *subs;        /* NULL while no pattern ends here */
     uint32_t kids;              /* literal children (in the edge table) */
     uint32_t token_len;         /* a literal node's token; 0 for '*' */
     uint8_t token[];
@@ -169,7 +181,7 @@ static int is_tok(const uint8_t *t, size_t n, char c)
 
 static int node_unused(const struct subindex_node *nd)
 {
-    return !nd->subs && !nd->rest && !nd->kids && !nd->star;
+    return !nd->subs && !nd->kids && !nd->star;
 }
 
 /* Free nodes from nd up while they hold nothing. */
@@ -254,28 +266,77 @@ static int make_room(subindex *ix, const uint8_t *p, size_t n)
     return 0;
 }
 
-static void push(subindex_entry **list, subindex_entry *e, struct subindex_node *nd)
+/* Resize one array of a bucket to `cap` slots; -1: out of memory. */
+static int bucket_resize(struct bucket *b, int k, uint32_t cap)
 {
-    e->node = nd;
-    e->prev = NULL;
-    e->next = *list;
-    if (*list)
-        (*list)->prev = e;
-    *list = e;
+    struct slot *v = realloc(b->v[k], cap * sizeof *v);
+    if (!v)
+        return -1;
+    b->v[k] = v;
+    b->cap[k] = cap;
+    return 0;
 }
 
-int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e)
+/* Put e in nd's array k; -1: out of memory (nothing changed). */
+static int bucket_add(struct subindex_node *nd, int k, subindex_entry *e, void *owner)
+{
+    struct bucket *b = nd->subs;
+    if (!b && !(b = nd->subs = calloc(1, sizeof *b)))
+        return -1;
+    if (b->n[k] == b->cap[k] &&
+        (b->cap[k] >= UINT32_MAX / 2 || bucket_resize(b, k, b->cap[k] ? b->cap[k] * 2 : 1))) {
+        if (!b->n[0] && !b->n[1]) {
+            free(b);
+            nd->subs = NULL;
+        }
+        return -1;
+    }
+    b->v[k][b->n[k]] = (struct slot){owner, e};
+    e->node = nd;
+    e->slot = b->n[k]++;
+    e->rest = (uint8_t)k;
+    return 0;
+}
+
+/* Take e out of its array; the last one takes its place. Arrays shrink as
+ * they empty; an empty bucket goes. */
+static void bucket_remove(subindex_entry *e)
+{
+    struct subindex_node *nd = e->node;
+    struct bucket *b = nd->subs;
+    int k = e->rest;
+    struct slot last = b->v[k][--b->n[k]];
+    if (last.e != e) {
+        b->v[k][e->slot] = last;
+        last.e->slot = e->slot;
+    }
+    if (!b->n[0] && !b->n[1]) {
+        free(b->v[0]);
+        free(b->v[1]);
+        free(b);
+        nd->subs = NULL;
+    } else if (!b->n[k]) {
+        free(b->v[k]);
+        b->v[k] = NULL;
+        b->cap[k] = 0;
+    } else if (b->n[k] * 4 <= b->cap[k]) {
+        bucket_resize(b, k, b->cap[k] / 2); /* if that fails, the big one will do */
+    }
+}
+
+int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e,
+                 void *owner)
 {
     if (make_room(ix, pattern, n))
         return -1;
     struct subindex_node *nd = &ix->root;
     size_t pos = 0, tn;
     const uint8_t *t;
+    int rest = 0;
     while (next_token(pattern, n, &pos, &t, &tn)) {
         if (is_tok(t, tn, '>')) { /* always last (pattern_check) */
-            push(&nd->rest, e, nd);
-            ix->count++;
-            return 0;
+            rest = 1;
+            break;
         }
         struct subindex_node *c = child(ix, nd, t, tn);
         if (!c) {
@@ -284,7 +345,10 @@ int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry 
         }
         nd = c;
     }
-    push(&nd->subs, e, nd);
+    if (bucket_add(nd, rest, e, owner)) {
+        prune(ix, nd);
+        return -1;
+    }
     ix->count++;
     return 0;
 }
@@ -292,16 +356,8 @@ int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry 
 void subindex_remove(subindex *ix, subindex_entry *e)
 {
     struct subindex_node *nd = e->node;
-    if (e->prev)
-        e->prev->next = e->next;
-    else if (nd->subs == e) /* the head of one of its node's lists */
-        nd->subs = e->next;
-    else
-        nd->rest = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
+    bucket_remove(e);
     e->node = NULL;
-    e->prev = e->next = NULL;
     ix->count--;
     prune(ix, nd);
 }
@@ -312,18 +368,20 @@ struct matching {
     subindex *ix;
     const uint8_t *s;
     size_t n;
-    void (*fn)(subindex_entry *e, void *ud);
+    void (*fn)(void *owner, void *ud);
     void *ud;
     size_t found;
 };
 
-static void emit(struct matching *m, subindex_entry *list)
+/* Report the owners of nd's array k (0: ending here, 1: '>'). */
+static void emit(struct matching *m, const struct subindex_node *nd, int k)
 {
-    for (subindex_entry *e = list, *next; e; e = next) {
-        next = e->next;
-        m->found++;
-        m->fn(e, m->ud);
-    }
+    const struct bucket *b = nd->subs;
+    if (!b)
+        return;
+    for (uint32_t i = 0, n = b->n[k]; i < n; i++)
+        m->fn(b->v[k][i].owner, m->ud);
+    m->found += b->n[k];
 }
 
 /* Report what below nd matches the name from byte `pos` on. Recursion is
@@ -333,10 +391,10 @@ static void match_from(struct matching *m, const struct subindex_node *nd, size_
     const uint8_t *t;
     size_t tn;
     if (!next_token(m->s, m->n, &pos, &t, &tn)) {
-        emit(m, nd->subs); /* the name ends here */
+        emit(m, nd, 0); /* the name ends here */
         return;
     }
-    emit(m, nd->rest); /* '>': one or more tokens left */
+    emit(m, nd, 1); /* '>': one or more tokens left */
     const struct subindex_node *lit = edge_get(m->ix, nd, t, tn);
     if (lit)
         match_from(m, lit, pos);
@@ -345,7 +403,7 @@ static void match_from(struct matching *m, const struct subindex_node *nd, size_
 }
 
 size_t subindex_match(subindex *ix, const uint8_t *subject, size_t n,
-                      void (*fn)(subindex_entry *e, void *ud), void *ud)
+                      void (*fn)(void *owner, void *ud), void *ud)
 {
     struct matching m = {ix, subject, n, fn, ud, 0};
     match_from(&m, &ix->root, 0);
@@ -364,6 +422,15 @@ size_t subindex_nodes(const subindex *ix)
 
 /* ---- freeing ------------------------------------------------------------------- */
 
+static void free_bucket(struct subindex_node *nd)
+{
+    if (nd->subs) {
+        free(nd->subs->v[0]);
+        free(nd->subs->v[1]);
+        free(nd->subs);
+    }
+}
+
 /* Free the '*' nodes reached from nd through '*' nodes only; literal nodes
  * are all in the edge table. Each '*' node is reached once: from its
  * nearest literal ancestor, or the root. */
@@ -371,6 +438,7 @@ static void free_stars(struct subindex_node *nd)
 {
     for (struct subindex_node *s = nd->star, *next; s; s = next) {
         next = s->star;
+        free_bucket(s);
         free(s);
     }
 }
@@ -380,12 +448,16 @@ void subindex_free(subindex *ix)
     if (!ix)
         return;
     free_stars(&ix->root);
+    free_bucket(&ix->root);
     struct edges *t = &ix->edges;
     for (size_t i = 0; t->slots && i <= t->mask; i++)
         if (t->slots[i])
             free_stars(t->slots[i]);
     for (size_t i = 0; t->slots && i <= t->mask; i++)
-        free(t->slots[i]);
+        if (t->slots[i]) {
+            free_bucket(t->slots[i]);
+            free(t->slots[i]);
+        }
     free(t->slots);
     free(ix->buf);
     free(ix);

@@ -4,16 +4,18 @@
  *
  * A pattern is stored at the node its tokens lead to from the root: a
  * literal token follows the literal edge of that name, '*' the node's star
- * child; a final '>' leaves the pattern in the node's "rest" list. Literal
+ * child; a final '>' puts it in the node's "rest" array instead of its
+ * "ends here" array. The arrays hold (owner, entry) pairs side by side, so
+ * a match reads them in order without touching the entries. Literal
  * edges of every node sit in one table keyed by (parent node, token),
  * hashed with SipHash under a random key, so peer-chosen tokens cannot be
  * made to collide. Nodes left with nothing below them are freed at once.
  * Memory: a node per literal or '*' token not shared with another pattern
- * (about 64 bytes plus the token, and a slot of the edge table), so
+ * (about 48 bytes plus the token, and a slot of the edge table), so
  * max_pattern_tokens bounds what one subscription can cost.
  *
  * Matching walks the name's tokens from the root, following at each node
- * the literal edge of the token and the star child; a node's rest list
+ * the literal edge of the token and the star child; a node's rest array
  * matches whatever is left, one token or more. Each node is visited at most once per match, so a match
  * costs at most the nodes whose path matches a prefix of the name (bounded
  * by the name's tokens when patterns are literal; patterns mixing '*' and
@@ -36,8 +38,9 @@ struct subindex_node;
 /* One stored subscription: embedded in the caller's own record, which
  * stays the caller's (the index never frees it). Fields are the index's. */
 typedef struct subindex_entry {
-    struct subindex_node *node;         /* where it is stored */
-    struct subindex_entry *prev, *next; /* the others stored there */
+    struct subindex_node *node; /* where it is stored */
+    uint32_t slot;              /* its place in one of the node's arrays */
+    uint8_t rest;               /* which: 1 for a pattern ending in '>' */
 } subindex_entry;
 
 /* NULL: out of memory, or no random key for the hash. */
@@ -46,18 +49,20 @@ subindex *subindex_new(void);
 void subindex_free(subindex *ix);
 
 /* Store `e` under `pattern`, which must pass pattern_check() and have at
- * most SUBINDEX_MAX_TOKENS tokens. The same pattern may be stored under
- * several entries. 0: stored; -1: out of memory or too deep (nothing
- * changed). */
-int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e);
+ * most SUBINDEX_MAX_TOKENS tokens; a match reports `owner`. The same
+ * pattern may be stored under several entries. 0: stored; -1: out of
+ * memory or too deep (nothing changed). */
+int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e,
+                 void *owner);
 /* Take out a stored entry; nodes left empty are freed. */
 void subindex_remove(subindex *ix, subindex_entry *e);
 
-/* Calls fn once for each entry whose pattern matches the name `subject`
- * (pattern_match() semantics, empty tokens included). fn must not add or
- * remove entries, nor call subindex_match. Returns the entries matched. */
+/* Calls fn with the owner of each entry whose pattern matches the name
+ * `subject` (pattern_match() semantics, empty tokens included), once per
+ * entry. fn must not add or remove entries, nor call subindex_match.
+ * Returns the entries matched. */
 size_t subindex_match(subindex *ix, const uint8_t *subject, size_t n,
-                      void (*fn)(subindex_entry *e, void *ud), void *ud);
+                      void (*fn)(void *owner, void *ud), void *ud);
 
 /* Entries stored; trie nodes (the root not counted: 0 when empty). */
 size_t subindex_count(const subindex *ix);

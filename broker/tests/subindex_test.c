@@ -10,7 +10,7 @@
 #include "subindex.h"
 
 struct sub {
-    subindex_entry link; /* first: the entry is the record */
+    subindex_entry link;
     int stored;
     int hits;
     size_t len;
@@ -64,9 +64,9 @@ static size_t random_name(uint8_t *out)
     return n;
 }
 
-static void hit(subindex_entry *e, void *ud)
+static void hit(void *owner, void *ud)
 {
-    ((struct sub *)e)->hits++;
+    ((struct sub *)owner)->hits++;
 }
 
 static void check_name(subindex *ix, const uint8_t *name, size_t n)
@@ -101,7 +101,7 @@ static void random_rounds(subindex *ix)
             s->stored = 0;
         } else {
             s->len = random_pattern(s->pattern);
-            if (subindex_add(ix, s->pattern, s->len, &s->link)) {
+            if (subindex_add(ix, s->pattern, s->len, &s->link, s)) {
                 fprintf(stderr, "out of memory adding %.*s\n", (int)s->len,
                         (const char *)s->pattern);
                 exit(1);
@@ -145,13 +145,14 @@ static void depth(subindex *ix)
     }
     struct sub deep = {0}, deeper = {0};
     size_t ok = 2 * SUBINDEX_MAX_TOKENS - 1;
-    if (subindex_add(ix, p, ok, &deep.link) || !subindex_add(ix, p, ok + 2, &deeper.link)) {
+    if (subindex_add(ix, p, ok, &deep.link, &deep) ||
+        !subindex_add(ix, p, ok + 2, &deeper.link, &deeper)) {
         fprintf(stderr, "depth limit not as documented\n");
         failures++;
     }
     p[ok - 1] = '>';
     struct sub rest = {0};
-    if (subindex_add(ix, p, ok, &rest.link)) {
+    if (subindex_add(ix, p, ok, &rest.link, &rest)) {
         fprintf(stderr, "could not add a deep '>' pattern\n");
         failures++;
     }
@@ -186,7 +187,7 @@ static void bulk(subindex *ix)
     for (unsigned i = 0; i < N; i++) {
         v[i].len = (size_t)snprintf((char *)v[i].pattern, sizeof v[i].pattern, "p%u.x.*", i);
         order[i] = i;
-        if (subindex_add(ix, v[i].pattern, v[i].len, &v[i].link)) {
+        if (subindex_add(ix, v[i].pattern, v[i].len, &v[i].link, &v[i])) {
             fprintf(stderr, "out of memory in bulk\n");
             exit(1);
         }
