@@ -7,6 +7,11 @@ build with another) on a free loopback port and runs one attack:
   commands   rounds of "register N names, disconnect": broker RSS after them
   subscribe  S subscriptions on one connection (time taken), then the rate of
              events that match none of them
+  fanout     C connections of P subscriptions each (100,000 in all), then E
+             events: how long the broker takes, what it delivers, and another
+             client's amp.Stats latency meanwhile; --shape none: long
+             wildcard patterns the events never match; --shape overlap: every
+             pattern of every connection matches every event
   readers    R subscribers that never read, two large events: RSS after them
              and after the soft-cap period
   partial    P peers each holding half of a large box: RSS while they hold
@@ -19,6 +24,7 @@ builds that lack a setting can run the same attack without it.
   tools/broker-attack.py --broker build/broker/amp-broker commands
   tools/broker-attack.py --broker build/broker/amp-broker --set max_subscriptions=20000 \\
       subscribe
+  tools/broker-attack.py --broker build/broker/amp-broker fanout --shape overlap
 """
 import argparse
 import json
@@ -173,6 +179,71 @@ def attack_subscribe(b, a):
             "events_per_second": round(a.events / elapsed)}
 
 
+def fanout_patterns(a, c):
+    """Connection c's patterns and the events' name for --shape."""
+    if a.shape == "none":  # the name walks each pattern's '*'s, then fails
+        stars = ".*" * (a.tokens - 2)
+        return ([b"p%s.c%dx%d" % (stars.encode(), c, j) for j in range(a.patterns)],
+                b"p" + b".a" * (a.tokens - 2) + b".nomatch")
+    import itertools  # each token literal or '*': all match the name
+    toks = [b"t%d" % i for i in range(min(a.tokens - 1, 10))]
+    pats = [b".".join([b"o"] + [b"*" if m else t for m, t in zip(mask, toks)])
+            for mask in itertools.product([0, 1], repeat=len(toks))]
+    return pats[:a.patterns], b".".join([b"o"] + toks)
+
+
+def attack_fanout(b, a):
+    held, accepted = [], 0
+    for c in range(a.conns):
+        s = b.connect()
+        pats, name = fanout_patterns(a, c)
+        s.sendall(calls(b"amp.Subscribe", b"pattern", pats))
+        got = Boxes(s)
+        accepted += sum(b"_answer" in got.next() for _ in pats)
+        held.append(s)
+    sink = os.fork() if a.shape == "overlap" else 0
+    if sink == 0 and a.shape == "overlap":  # read what the subscribers get
+        import select
+        while held:
+            for s in select.select(held, [], [])[0]:
+                if not s.recv(1 << 20):
+                    held.remove(s)
+        os._exit(0)
+    rss = b.rss_mib()
+    import threading
+    probe, lat, done = b.connect(), [], threading.Event()
+
+    def prober():
+        got = Boxes(probe)
+        while not done.is_set():
+            t = time.time()
+            probe.sendall(box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+            got.next()
+            lat.append((time.time() - t) * 1000)
+            time.sleep(0.01)
+
+    th = threading.Thread(target=prober)
+    pub = b.connect()
+    th.start()
+    t0 = time.time()
+    pub.sendall(box([(b"_command", name)]) * a.events +
+                box([(b"_ask", b"1"), (b"_command", b"amp.Stats")]))
+    st = {k.decode(): int(v) for k, v in Boxes(pub).next().items() if v.isdigit()}
+    elapsed = time.time() - t0
+    done.set()
+    th.join()
+    if sink:
+        os.kill(sink, signal.SIGKILL)
+        os.waitpid(sink, 0)
+    lat.sort()
+    return {"shape": a.shape, "connections": a.conns, "subscriptions": accepted,
+            "rss_mib": rss, "events": a.events, "seconds": round(elapsed, 3),
+            "events_per_second": round(a.events / elapsed),
+            "events_delivered": st.get("events_delivered"),
+            "probes": len(lat), "probe_ms_median": round(lat[len(lat) // 2], 2) if lat else None,
+            "probe_ms_max": round(lat[-1], 2) if lat else None}
+
+
 def big_event(n_bytes):
     values = n_bytes // 65000
     return box([(b"_command", b"big.ev")] + [(b"k%03d" % i, b"x" * 65000) for i in range(values)])
@@ -243,6 +314,12 @@ def main():
     s = sub.add_parser("subscribe")
     s.add_argument("--subs", type=int, default=20000)
     s.add_argument("--events", type=int, default=50000)
+    f = sub.add_parser("fanout")
+    f.add_argument("--conns", type=int, default=100)
+    f.add_argument("--patterns", type=int, default=1000, help="per connection")
+    f.add_argument("--tokens", type=int, default=16, help="of each pattern (at least 3)")
+    f.add_argument("--shape", choices=["none", "overlap"], default="none")
+    f.add_argument("--events", type=int, default=200)
     r = sub.add_parser("readers")
     r.add_argument("--readers", type=int, default=120)
     r.add_argument("--event-bytes", type=int, default=3900000)
