@@ -729,7 +729,7 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         fail(r, req, "BAD_REQUEST", d);
         return;
     }
-    /* each token is a level of the index, which matching walks */
+    /* each token can cost a node of the index: this bounds its memory */
     size_t tokens = pattern_tokens(pat->value, pat->value_len);
     if (tokens > r->cfg.max_pattern_tokens) {
         r->stats.subscriptions_refused++;
