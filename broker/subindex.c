@@ -42,7 +42,7 @@ struct edges {
 };
 
 struct subindex {
-    struct subindex_node root;
+    struct subindex_node *root; /* no token: its own allocation */
     struct edges edges;
     uint8_t *buf;   /* (parent, token) to hash: room for the longest token */
     size_t buf_cap; /* stored; a longer one cannot be found */
@@ -72,7 +72,9 @@ static int random_key(uint8_t key[16])
 subindex *subindex_new(void)
 {
     subindex *ix = calloc(1, sizeof *ix);
-    if (!ix || random_key(ix->edges.key)) {
+    if (!ix || !(ix->root = calloc(1, sizeof *ix->root)) || random_key(ix->edges.key)) {
+        if (ix)
+            free(ix->root);
         free(ix);
         return NULL;
     }
@@ -187,7 +189,7 @@ static int node_unused(const struct subindex_node *nd)
 /* Free nodes from nd up while they hold nothing. */
 static void prune(subindex *ix, struct subindex_node *nd)
 {
-    while (nd != &ix->root && node_unused(nd)) {
+    while (nd != ix->root && node_unused(nd)) {
         struct subindex_node *parent = nd->parent;
         if (parent->star == nd) {
             parent->star = NULL;
@@ -329,7 +331,7 @@ int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry 
 {
     if (make_room(ix, pattern, n))
         return -1;
-    struct subindex_node *nd = &ix->root;
+    struct subindex_node *nd = ix->root;
     size_t pos = 0, tn;
     const uint8_t *t;
     int rest = 0;
@@ -406,7 +408,7 @@ size_t subindex_match(subindex *ix, const uint8_t *subject, size_t n,
                       void (*fn)(void *owner, void *ud), void *ud)
 {
     struct matching m = {ix, subject, n, fn, ud, 0};
-    match_from(&m, &ix->root, 0);
+    match_from(&m, ix->root, 0);
     return m.found;
 }
 
@@ -447,8 +449,8 @@ void subindex_free(subindex *ix)
 {
     if (!ix)
         return;
-    free_stars(&ix->root);
-    free_bucket(&ix->root);
+    free_stars(ix->root);
+    free_bucket(ix->root);
     struct edges *t = &ix->edges;
     for (size_t i = 0; t->slots && i <= t->mask; i++)
         if (t->slots[i])
@@ -460,5 +462,6 @@ void subindex_free(subindex *ix)
         }
     free(t->slots);
     free(ix->buf);
+    free(ix->root);
     free(ix);
 }

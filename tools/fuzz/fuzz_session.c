@@ -73,7 +73,7 @@ static void run(const uint8_t *p, size_t n, int mode)
     cfg.output_hard_cap = 1 << 16;
     cfg.events = &events;
     cfg.user_data = &st;
-    amp_usage usage = {0, 0};
+    amp_usage usage = {0};
     cfg.usage = &usage;
     amp_session *s;
     amp_decoder *out;
