@@ -229,6 +229,8 @@ static int number_setting(struct settings *s, const char *name, const char *valu
         {"max_registrations", &rc->max_registrations, 1, 100000000},
         {"max_subscriptions", &rc->max_subscriptions, 1, 100000000},
         {"max_subscriptions_total", &rc->max_subscriptions_total, 1, 100000000},
+        {"max_subscriptions_per_user", &rc->max_subscriptions_per_user, 1, 100000000},
+        {"max_registrations_per_user", &rc->max_registrations_per_user, 1, 100000000},
         {"max_pattern_tokens", &rc->max_pattern_tokens, 1, SUBINDEX_MAX_TOKENS},
         {"max_queued_bytes", &rc->max_queued_bytes, 1, BYTES_MAX},
         {"max_command_name", &rc->max_command_name, 1, AMP_MAX_VALUE_LEN},
@@ -554,6 +556,8 @@ int main(int argc, char **argv)
     s.router.max_commands = 10000;
     s.router.max_subscriptions = 1000;
     s.router.max_subscriptions_total = 100000;
+    s.router.max_subscriptions_per_user = 10000;
+    s.router.max_registrations_per_user = 2000;
     s.router.max_pattern_tokens = 16;
     s.router.max_command_name = 256;
     /* Queued output and partial input across all connections: 64 boxes of

@@ -48,7 +48,22 @@ struct peer {
                                NULL until the first subscription */
     uint64_t last_event;    /* the last event queued for it (event_seq) */
     log_bucket log;         /* rate limit of the lines it causes */
+    struct owner *owner;    /* whose quotas it uses (see struct owner) */
     struct peer *prev, *next;
+};
+
+/* Who a connection's holdings count for: the user it logged in as, or, for
+ * a connection that is not logged in as a user (anonymous, or no auth), its
+ * address. Quotas per owner keep one user or one address from taking a
+ * broker-wide limit (max_subscriptions_total, max_commands) for itself, and
+ * the budget sheds the owner holding the most first, so a crowd of small
+ * connections cannot get a busy client closed in its place. */
+struct owner {
+    size_t subs, regs; /* of all its connections */
+    size_t refs;       /* its connections */
+    size_t shed_held;  /* scratch for shed() */
+    size_t key_len;
+    uint8_t key[];     /* 'u' + user name, or 'a' + the address key */
 };
 
 /* Lines about connections coming and going, all connections together. */
@@ -112,6 +127,7 @@ struct router {
     log_bucket conn_log;
     struct login *logins;     /* password checks submitted, not yet done */
     amp_strmap user_conns;    /* user name -> size_t: its logged-in connections */
+    amp_strmap owners;        /* key -> struct owner */
     ev_timer soft_cap_timer;
     log_bucket refusals_log; /* refused connections: one bucket for all */
     amp_usage usage;         /* what every session holds (max_queued_bytes) */
@@ -243,6 +259,55 @@ static uint64_t next_random(router *r)
     return r->rng;
 }
 
+/* ---- owners: quotas over all of a user's (or an address's) connections ---- */
+
+static void release_owner(router *r, struct peer *p)
+{
+    struct owner *o = p->owner;
+    if (!o)
+        return;
+    p->owner = NULL;
+    o->subs -= p->subs.slots ? p->subs.count : 0;
+    o->regs -= p->nregs;
+    if (--o->refs == 0)
+        free(amp_strmap_remove(&r->owners, o->key, o->key_len));
+}
+
+/* Make p count for the owner with this key (kind 'u' or 'a'), its holdings
+ * moving along. On no memory p stays with its owner. */
+static void set_owner(router *r, struct peer *p, char kind, const void *name, size_t n)
+{
+    uint8_t key[1 + 256];
+    if (n > sizeof key - 1)
+        n = sizeof key - 1;
+    key[0] = (uint8_t)kind;
+    memcpy(key + 1, name, n);
+    struct owner *o = amp_strmap_get(&r->owners, key, n + 1);
+    if (o == p->owner && o)
+        return;
+    if (!o) {
+        o = calloc(1, sizeof *o + n + 1);
+        if (!o)
+            return;
+        memcpy(o->key, key, n + 1);
+        o->key_len = n + 1;
+        if (amp_strmap_put(&r->owners, key, n + 1, o)) {
+            free(o);
+            return;
+        }
+    }
+    release_owner(r, p);
+    o->refs++;
+    o->subs += p->subs.slots ? p->subs.count : 0;
+    o->regs += p->nregs;
+    p->owner = o;
+}
+
+static const char *owner_label(const struct peer *p)
+{
+    return p->owner && p->owner->key[0] == 'u' && p->user ? p->user : "this address";
+}
+
 /* ---- the budget for queued bytes (max_queued_bytes) -------------------------- */
 
 static size_t queued_bytes(const router *r)
@@ -271,13 +336,17 @@ static size_t held_by(struct peer *p)
 
 struct holder {
     struct peer *p;
-    size_t held;
+    size_t group, held; /* what its owner holds in all, what it holds */
 };
 
+/* The owner holding the most first, within it the connection holding the
+ * most. */
 static int by_held_desc(const void *a, const void *b)
 {
-    size_t x = ((const struct holder *)a)->held, y = ((const struct holder *)b)->held;
-    return x < y ? 1 : x > y ? -1 : 0;
+    const struct holder *x = a, *y = b;
+    if (x->group != y->group)
+        return x->group < y->group ? 1 : -1;
+    return x->held < y->held ? 1 : x->held > y->held ? -1 : 0;
 }
 
 /* Over the budget (or something was refused for it): close the connections
@@ -292,15 +361,23 @@ static void shed(router *r)
         return;
     struct holder *v = malloc(r->npeers * sizeof *v);
     size_t n = 0;
+    for (struct peer *p = r->peers; p; p = p->next)
+        if (p->owner)
+            p->owner->shed_held = 0;
     for (struct peer *p = r->peers; v && p; p = p->next) {
         size_t held = held_by(p);
-        if (held) /* small holders too: many of them can fill the budget together */
-            v[n++] = (struct holder){p, held};
+        if (held) { /* small holders too: many of them can fill the budget together */
+            v[n++] = (struct holder){p, 0, held};
+            if (p->owner)
+                p->owner->shed_held += held;
+        }
     }
     if (!v) {
         log_msg(LOG_ERROR, "over max_queued_bytes and out of memory to choose whom to close");
         return;
     }
+    for (size_t i = 0; i < n; i++)
+        v[i].group = v[i].p->owner ? v[i].p->owner->shed_held : v[i].held;
     qsort(v, n, sizeof *v, by_held_desc);
     for (size_t i = 0; i < n && total > target; i++) {
         total -= v[i].held < total ? v[i].held : total;
@@ -601,6 +678,8 @@ static int drop_provider(router *r, struct command *cmd, struct peer *p)
 static void forget_registration(struct peer *p, size_t i)
 {
     p->regs[i] = p->regs[--p->nregs];
+    if (p->owner)
+        p->owner->regs--;
 }
 
 static void do_register(router *r, struct peer *p, amp_request *req, const amp_box *box)
@@ -650,6 +729,14 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
         fail(r, req, "LIMIT_EXCEEDED", d);
         return;
     }
+    if (r->auth && p->owner && p->owner->regs >= r->cfg.max_registrations_per_user) {
+        r->stats.registrations_refused++;
+        char d[160];
+        snprintf(d, sizeof d, "%s serves %zu commands over all its connections, the broker's "
+                 "limit (max_registrations_per_user)", owner_label(p), p->owner->regs);
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
+    }
     if (p->nregs >= r->cfg.max_registrations) {
         r->stats.registrations_refused++;
         char d[128];
@@ -695,6 +782,8 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
     }
     cmd->providers[cmd->n++] = p;
     p->regs[p->nregs++] = cmd;
+    if (p->owner)
+        p->owner->regs++;
     char f[LOG_FIELD_BUF];
     log_peer(&p->log, LOG_INFO, "peer %llu (%s) serves %s", (unsigned long long)p->id,
              amp_conn_peer_name(p->conn), log_field(f, c->value, c->value_len));
@@ -757,6 +846,15 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         fail(r, req, "LIMIT_EXCEEDED", d);
         return;
     }
+    if (r->auth && p->owner && p->owner->subs >= r->cfg.max_subscriptions_per_user) {
+        r->stats.subscriptions_refused++;
+        char d[160];
+        snprintf(d, sizeof d, "%s holds %zu subscriptions over all its connections, the "
+                 "broker's limit (max_subscriptions_per_user)", owner_label(p),
+                 p->owner->subs);
+        fail(r, req, "LIMIT_EXCEEDED", d);
+        return;
+    }
     if (subindex_count(r->subs) >= r->cfg.max_subscriptions_total) {
         r->stats.subscriptions_refused++;
         char d[128];
@@ -780,6 +878,8 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
     sub->peer = p;
     sub->len = pat->value_len;
     memcpy(sub->pattern, pat->value, sub->len);
+    if (p->owner)
+        p->owner->subs++;
     sent(r, amp_request_answer(req, NULL, 0));
 }
 
@@ -790,6 +890,8 @@ static void remove_sub(router *r, struct peer *p, const uint8_t *pattern, size_t
     if (sub) {
         subindex_remove(r->subs, &sub->link);
         free(sub);
+        if (p->owner)
+            p->owner->subs--;
     }
 }
 
@@ -1101,6 +1203,9 @@ static void logged_in(struct peer *p, const struct identity *id, auth_credential
             ++*n;
             p->counted = 1;
         }
+        set_owner(r, p, 'u', p->user, strlen(p->user));
+    } else {
+        set_owner(r, p, 'a', p->source, p->source_len);
     }
     ev_timer_stop(r->loop, &p->login_timer);
     amp_session_set_limits(amp_conn_session(p->conn), &r->cfg.limits);
@@ -1383,6 +1488,7 @@ static void on_closed(amp_conn *c, int reason, void *ud)
     struct peer *p = ud;
     router *r = p->r;
     /* forwarded calls to p have all completed (PROVIDER_LOST) by now */
+    release_owner(r, p);
     for (size_t i = 0; i < p->nregs; i++)
         drop_provider(r, p->regs[i], p);
     free(p->regs);
@@ -1523,6 +1629,7 @@ void router_accept(router *r, amp_conn *c)
     p->id = ++r->next_peer_id;
     p->log.id = p->id;
     source_key(p);
+    set_owner(r, p, 'a', p->source, p->source_len);
     p->next = r->peers;
     if (r->peers)
         r->peers->prev = p;
@@ -1735,8 +1842,10 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         free(r);
         return NULL;
     }
-    if (amp_strmap_init(&r->user_conns) || !(r->subs = subindex_new())) {
+    if (amp_strmap_init(&r->user_conns) || amp_strmap_init(&r->owners) ||
+        !(r->subs = subindex_new())) {
         amp_strmap_free(&r->user_conns); /* (nothing if its init failed) */
+        amp_strmap_free(&r->owners);
         amp_strmap_free(&r->commands);
         free(r);
         return NULL;
@@ -1755,6 +1864,10 @@ router *router_new(struct ev_loop *loop, const router_config *cfg)
         r->cfg.max_subscriptions = SIZE_MAX;
     if (!r->cfg.max_subscriptions_total)
         r->cfg.max_subscriptions_total = SIZE_MAX;
+    if (!r->cfg.max_subscriptions_per_user)
+        r->cfg.max_subscriptions_per_user = SIZE_MAX;
+    if (!r->cfg.max_registrations_per_user)
+        r->cfg.max_registrations_per_user = SIZE_MAX;
     if (!r->cfg.max_pattern_tokens)
         r->cfg.max_pattern_tokens = 16;
     if (r->cfg.max_pattern_tokens > SUBINDEX_MAX_TOKENS)
@@ -1806,6 +1919,7 @@ void router_free(router *r)
     throttle_free(r->fail_sources);
     throttle_free(r->fail_token_sources);
     amp_strmap_free(&r->user_conns);
+    amp_strmap_free(&r->owners); /* empty: every peer released its owner */
     amp_strmap_free(&r->commands);
     auth_free(r->auth);
     subindex_free(r->subs);

@@ -34,6 +34,9 @@ typedef struct router_config {
                                    beyond gets LIMIT_EXCEEDED */
     size_t max_subscriptions;   /* per connection: more get LIMIT_EXCEEDED */
     size_t max_subscriptions_total; /* all connections together: the same */
+    /* with auth, over all connections of one user (or, for connections not
+     * logged in as a user, of one address): the same */
+    size_t max_subscriptions_per_user, max_registrations_per_user;
     size_t max_command_name;    /* longest name registered or pattern
                                    subscribed (bytes); longer: LIMIT_EXCEEDED */
     /* (zero in any of these five: no limit) */

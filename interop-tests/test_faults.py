@@ -814,6 +814,107 @@ def test_log_volume_from_connection_churn_is_bounded(tmp_path):
     assert re.search(rb"connections: \d+ log lines suppressed", log), log[-2000:]
 
 
+def anonymous_broker(tmp_path, broker_extra=""):
+    """Auth on, with anonymous peers (role guests) and the user bob."""
+    (tmp_path / "tokens").write_text(
+        "bob:users:%s\n" % hashlib.sha256(b"bob-token").hexdigest())
+    (tmp_path / "acl").write_text("allow * subscribe,publish,register,call >\n")
+    conf = tmp_path / "anon.conf"
+    conf.write_text("[broker]\nlisten = tcp:0:interface=127.0.0.1\n%s[auth]\n"
+                    "tokens_file = %s\nacl_file = %s\nanonymous = guests\n"
+                    % (broker_extra, tmp_path / "tokens", tmp_path / "acl"))
+    b = Proc([BROKER, "--config", str(conf)], r"\(port (\d+)\)", stream="stderr")
+    b.port = int(b.match.group(1))
+    b.endpoint = "tcp:127.0.0.1:%d" % b.port
+    return b
+
+
+def test_one_address_cannot_take_the_broker_wide_caps(tmp_path):
+    """Anonymous connections from one address share that address's quota
+    (max_subscriptions_per_user, max_registrations_per_user): they cannot
+    use up max_subscriptions_total or max_commands for everyone."""
+    b = anonymous_broker(tmp_path, "max_subscriptions_per_user = 2500\n"
+                                   "max_subscriptions_total = 4000\n"
+                                   "max_registrations_per_user = 300\nmax_commands = 500\n")
+    crowd = []
+    try:
+        refused = 0
+        for k in range(5):  # 5 x 1000 patterns from 127.0.0.1
+            s = connect(b.port)
+            crowd.append(s)
+            s.sendall(calls(b"amp.Subscribe", b"pattern", [b"p%d.%d" % (k, i) for i in range(1000)]))
+            got = Boxes(s)
+            for _ in range(1000):
+                g = got.next()
+                if b"_error_code" in g:
+                    assert g[b"_error_code"] == b"LIMIT_EXCEEDED", g
+                    assert b"max_subscriptions_per_user" in g[b"_error_description"], g
+                    refused += 1
+        assert refused == 2500
+        r = connect(b.port)
+        crowd.append(r)
+        r.sendall(calls(b"amp.Register", b"command", [b"c%d" % i for i in range(400)]))
+        got = Boxes(r)
+        regs = [got.next() for _ in range(400)]
+        assert sum(b"_answer" in g for g in regs) == 300, regs[-1]
+        assert b"max_registrations_per_user" in regs[-1][b"_error_description"], regs[-1]
+        # bob still gets his share of both
+        bob, got = token_login(b.port, "bob")
+        bob.sendall(calls(b"amp.Subscribe", b"pattern", [b"news.%d" % i for i in range(100)], 10))
+        bob.sendall(calls(b"amp.Register", b"command", [b"bob.%d" % i for i in range(100)], 200))
+        answers = [got.next() for _ in range(200)]
+        assert all(b"_answer" in g for g in answers), [g for g in answers if b"_error" in g][:1]
+        # closing the crowd gives the address its quota back
+        for s in crowd:
+            s.close()
+        crowd = []
+        assert wait_for(lambda: stats(b.endpoint)["subscriptions"] == 100)
+        s = connect(b.port)
+        crowd.append(s)
+        s.sendall(calls(b"amp.Subscribe", b"pattern", [b"again"]))
+        assert b"_answer" in Boxes(s).next()
+        bob.close()
+    finally:
+        for s in crowd:
+            s.close()
+        b.stop()
+
+
+def test_the_budget_sheds_the_owner_holding_the_most_first(tmp_path):
+    """A crowd of small connections from one address fills max_queued_bytes;
+    a logged-in client then holds more than any one of them: the crowd's
+    connections are closed, the client is not."""
+    b = anonymous_broker(tmp_path, "max_queued_bytes = 16777216\nbox_timeout = 120\n")
+    crowd = []
+    try:
+        bob, bob_got = token_login(b.port, "bob")
+        bob.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"),
+                             (b"pattern", b"x")]))
+        assert b"_answer" in bob_got.next()
+        part = raw_box([(b"k", b"x" * 60000)])[:-100]  # 60 KB of a box, never finished
+        for _ in range(270):  # about 16 MB in all, each well under bob's 1 MB
+            s = connect(b.port)
+            s.sendall(part)
+            crowd.append(s)
+        # bob's 1 MB box arrives in pieces, as from a slower link
+        big = raw_box([(b"_command", b"x")] + [(b"k%02d" % i, b"y" * 60000) for i in range(17)])
+        for i in range(0, len(big), 131072):
+            bob.sendall(big[i:i + 131072])
+            time.sleep(0.02)
+        assert wait_for(lambda: stats(b.endpoint)["budget_connections_closed"] > 0)
+        st = stats(b.endpoint)
+        bob.sendall(raw_box([(b"_ask", b"2"), (b"_command", b"amp.Unsubscribe"),
+                             (b"pattern", b"x")]))
+        got = bob_got.next()
+        if got.get(b"_command") == b"x":  # his own event came back first
+            got = bob_got.next()
+        assert got.get(b"_answer") == b"2", (got, st)  # bob is still connected
+    finally:
+        for s in crowd:
+            s.close()
+        b.stop()
+
+
 # ---- memory held for peers: slow subscribers, half-sent boxes, the budget ----------
 
 
