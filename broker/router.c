@@ -7,6 +7,7 @@
 #include "router.h"
 
 #include <ev.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -644,15 +645,27 @@ static int cmd_is(const amp_pair *c, const char *name)
 
 /* A name or pattern over max_command_name: refused before anything is
  * stored or matched. 1 if refused (and answered). */
+/* Refuse with LIMIT_EXCEEDED and a description saying which limit, counted. */
+static void limit_exceeded(router *r, amp_request *req, uint64_t *counter, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void limit_exceeded(router *r, amp_request *req, uint64_t *counter, const char *fmt, ...)
+{
+    (*counter)++;
+    char d[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d, sizeof d, fmt, ap);
+    va_end(ap);
+    fail(r, req, "LIMIT_EXCEEDED", d);
+}
+
 static int too_long(router *r, amp_request *req, const amp_pair *name, uint64_t *counter)
 {
     if (name->value_len <= r->cfg.max_command_name)
         return 0;
-    (*counter)++;
-    char d[128];
-    snprintf(d, sizeof d, "%zu bytes is over the broker's limit of %zu (max_command_name)",
-             name->value_len, r->cfg.max_command_name);
-    fail(r, req, "LIMIT_EXCEEDED", d);
+    limit_exceeded(r, req, counter,
+                   "%zu bytes is over the broker's limit of %zu (max_command_name)",
+                   name->value_len, r->cfg.max_command_name);
     return 1;
 }
 
@@ -722,27 +735,21 @@ static void do_register(router *r, struct peer *p, amp_request *req, const amp_b
             return;
         }
     if (!cmd && r->commands.count >= r->cfg.max_commands) {
-        r->stats.registrations_refused++;
-        char d[128];
-        snprintf(d, sizeof d, "the broker serves %zu commands, its limit (max_commands)",
-                 r->commands.count);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.registrations_refused,
+                       "the broker serves %zu commands, its limit (max_commands)",
+                       r->commands.count);
         return;
     }
     if (r->auth && p->owner && p->owner->regs >= r->cfg.max_registrations_per_user) {
-        r->stats.registrations_refused++;
-        char d[160];
-        snprintf(d, sizeof d, "%s serves %zu commands over all its connections, the broker's "
-                 "limit (max_registrations_per_user)", owner_label(p), p->owner->regs);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.registrations_refused,
+                       "%s serves %zu commands over all its connections, the broker's limit "
+                       "(max_registrations_per_user)", owner_label(p), p->owner->regs);
         return;
     }
     if (p->nregs >= r->cfg.max_registrations) {
-        r->stats.registrations_refused++;
-        char d[128];
-        snprintf(d, sizeof d, "this connection serves %zu commands, the broker's limit "
-                 "(max_registrations)", p->nregs);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.registrations_refused,
+                       "this connection serves %zu commands, the broker's limit "
+                       "(max_registrations)", p->nregs);
         return;
     }
     if (p->nregs == p->regs_cap) {
@@ -821,11 +828,9 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
     /* each token can cost a node of the index: this bounds its memory */
     size_t tokens = pattern_tokens(pat->value, pat->value_len);
     if (tokens > r->cfg.max_pattern_tokens) {
-        r->stats.subscriptions_refused++;
-        char d[128];
-        snprintf(d, sizeof d, "%zu tokens is over the broker's limit of %zu "
-                 "(max_pattern_tokens)", tokens, r->cfg.max_pattern_tokens);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.subscriptions_refused,
+                       "%zu tokens is over the broker's limit of %zu (max_pattern_tokens)", tokens,
+                       r->cfg.max_pattern_tokens);
         return;
     }
     if (!permit(r, p, req, ACT_SUBSCRIBE, pat->value, pat->value_len))
@@ -839,28 +844,21 @@ static void do_subscribe(router *r, struct peer *p, amp_request *req, const amp_
         return;
     }
     if (p->subs.count >= r->cfg.max_subscriptions) {
-        r->stats.subscriptions_refused++;
-        char d[128];
-        snprintf(d, sizeof d, "this connection has %zu subscriptions, the broker's limit "
-                 "(max_subscriptions)", p->subs.count);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.subscriptions_refused,
+                       "this connection has %zu subscriptions, the broker's limit "
+                       "(max_subscriptions)", p->subs.count);
         return;
     }
     if (r->auth && p->owner && p->owner->subs >= r->cfg.max_subscriptions_per_user) {
-        r->stats.subscriptions_refused++;
-        char d[160];
-        snprintf(d, sizeof d, "%s holds %zu subscriptions over all its connections, the "
-                 "broker's limit (max_subscriptions_per_user)", owner_label(p),
-                 p->owner->subs);
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.subscriptions_refused,
+                       "%s holds %zu subscriptions over all its connections, the broker's limit "
+                       "(max_subscriptions_per_user)", owner_label(p), p->owner->subs);
         return;
     }
     if (subindex_count(r->subs) >= r->cfg.max_subscriptions_total) {
-        r->stats.subscriptions_refused++;
-        char d[128];
-        snprintf(d, sizeof d, "the broker holds %zu subscriptions, its limit "
-                 "(max_subscriptions_total)", subindex_count(r->subs));
-        fail(r, req, "LIMIT_EXCEEDED", d);
+        limit_exceeded(r, req, &r->stats.subscriptions_refused,
+                       "the broker holds %zu subscriptions, its limit (max_subscriptions_total)",
+                       subindex_count(r->subs));
         return;
     }
     struct subscription *sub = malloc(sizeof *sub + pat->value_len);

@@ -1,11 +1,9 @@
 #include "subindex.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "strmap.h" /* amp_siphash24 */
+#include "strmap.h" /* amp_siphash24, amp_random_key */
 
 /* What a match reports, side by side: a match reads the arrays in order. */
 struct slot {
@@ -55,24 +53,10 @@ struct subindex {
 #define SHRINK_MIN_SLOTS 1024
 #define SHRINK_RATIO 16
 
-static int random_key(uint8_t key[16])
-{
-    size_t got = 0;
-    while (got < 16) {
-        ssize_t r = getrandom(key + got, 16 - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 subindex *subindex_new(void)
 {
     subindex *ix = calloc(1, sizeof *ix);
-    if (!ix || !(ix->root = calloc(1, sizeof *ix->root)) || random_key(ix->edges.key)) {
+    if (!ix || !(ix->root = calloc(1, sizeof *ix->root)) || amp_random_key(ix->edges.key)) {
         if (ix)
             free(ix->root);
         free(ix);

@@ -1,12 +1,11 @@
 /* Bounded, keyed table of recent login failures. */
 #include "throttle.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "strmap.h" /* amp_siphash24, amp_random_key */
 
 #define WAYS 8
 #define FORGET_SECONDS 900.0
@@ -24,7 +23,7 @@ struct throttle {
     size_t nsets; /* a power of two */
     unsigned after;
     double max_wait;
-    uint8_t key[32];
+    uint8_t key[16]; /* SipHash key: names cannot be chosen to share a set */
 };
 
 throttle *throttle_new(size_t slots, unsigned after, double max_wait)
@@ -38,7 +37,7 @@ throttle *throttle_new(size_t slots, unsigned after, double max_wait)
     t->after = after;
     t->max_wait = max_wait;
     t->slots = calloc(t->nsets * WAYS, sizeof *t->slots);
-    if (!t->slots || RAND_bytes(t->key, sizeof t->key) != 1) {
+    if (!t->slots || amp_random_key(t->key)) {
         throttle_free(t);
         return NULL;
     }
@@ -54,11 +53,7 @@ void throttle_free(throttle *t)
 
 static uint64_t tag_of(const throttle *t, const void *key, size_t n)
 {
-    uint8_t mac[32];
-    unsigned int len = 0;
-    uint64_t h = 0;
-    if (HMAC(EVP_sha256(), t->key, sizeof t->key, key, n, mac, &len))
-        memcpy(&h, mac, sizeof h);
+    uint64_t h = amp_siphash24(t->key, key, n);
     return h ? h : 1; /* 0 marks an empty slot */
 }
 

@@ -2,7 +2,7 @@
  * fixed size: from the `after`-th failure on, each failure makes the key
  * wait before it may try again, 1 s, then 2, 4... up to `max_wait`
  * seconds; a success forgets the key, and so do 15 minutes without a
- * failure. Keys are hashed with a per-process random key (HMAC-SHA256), so
+ * failure. Keys are hashed with a per-process random key (SipHash-2-4), so
  * a peer cannot aim names at one slot; a full set evicts the entry with the
  * fewest failures (oldest first), so a spray of fresh names cannot push a
  * user under attack out of the table. Loop thread only. */

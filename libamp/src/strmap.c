@@ -72,7 +72,7 @@ uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n)
 
 /* 16 random bytes from the kernel; getrandom() only blocks before the
  * kernel's pool is first seeded, early in boot. */
-static int random_key(uint8_t key[16])
+int amp_random_key(uint8_t key[16])
 {
     size_t got = 0;
     while (got < 16) {
@@ -90,7 +90,7 @@ int amp_strmap_init(amp_strmap *m)
 {
     memset(m, 0, sizeof *m);
     uint8_t key[16];
-    if (random_key(key))
+    if (amp_random_key(key))
         return -2;
     m->k0 = load_le64(key);
     m->k1 = load_le64(key + 8);

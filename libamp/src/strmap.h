@@ -35,10 +35,13 @@ void amp_strmap_foreach(const amp_strmap *m,
 /* Removes the key and returns its value (not freed), or NULL. */
 void *amp_strmap_remove(amp_strmap *m, const uint8_t *key, size_t n);
 
-/* For tests: SipHash-2-4 of p[0..n) under a 16-byte key, the hash this
- * map uses for a key, and the longest probe sequence (slots visited to
- * find an entry, its home slot counting as 1). */
+/* SipHash-2-4 of p[0..n) under a 16-byte key: for other tables keyed by
+ * peer data, with a key from amp_random_key(). */
 uint64_t amp_siphash24(const uint8_t key[16], const uint8_t *p, size_t n);
+/* 16 random bytes from the kernel (getrandom()); 0, or -1 if none. */
+int amp_random_key(uint8_t key[16]);
+/* For tests: the hash this map uses for a key, and the longest probe
+ * sequence (slots visited to find an entry, its home slot counting as 1). */
 uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n);
 size_t amp_strmap_max_probe(const amp_strmap *m);
 

@@ -8,6 +8,8 @@ double bench_now(void);
 double bench_median(double *v, int n);
 /* Sorts `lat` (seconds) and gives its p50 and p99 in microseconds. */
 void bench_percentiles(double *lat, size_t n, double *p50_us, double *p99_us);
+/* A loopback TCP port that was free a moment ago. */
+int bench_free_port(void);
 /* Directory holding the helper scripts (twisted_*.py). */
 const char *bench_tools_dir(void);
 /* Minimal readers for the flat JSON the helper scripts print. */

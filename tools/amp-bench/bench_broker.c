@@ -24,19 +24,6 @@
 
 /* ---- processes ------------------------------------------------------------ */
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    bind(s, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(s, (struct sockaddr *)&sa, &sl);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -631,7 +618,7 @@ int bench_broker(int argc, char **argv)
         CPU_SET(0, &one);
         sched_setaffinity(0, sizeof one, &one);
     }
-    int bport = free_port(), nport = free_port();
+    int bport = bench_free_port(), nport = bench_free_port();
     char listen[64], nport_s[16];
     snprintf(listen, sizeof listen, "tcp:%d:interface=127.0.0.1", bport);
     snprintf(nport_s, sizeof nport_s, "%d", nport);

@@ -32,19 +32,6 @@ struct target {
     const char *extra; /* more [auth] settings, or "" */
 };
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    bind(s, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(s, (struct sockaddr *)&sa, &sl);
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
 /* From 127.0.0.`from` when nonzero (each address its own failure count). */
 static int tcp_connect_from(int port, int from)
 {
@@ -262,7 +249,7 @@ static void run(const struct target *t, int flooders, double seconds, struct out
     char dir[] = "/tmp/amp-bench-login-XXXXXX";
     if (!mkdtemp(dir))
         return;
-    int port = free_port();
+    int port = bench_free_port();
     pid_t broker = start_broker(t, dir, port), prov = -1, flood = -1;
     amp_client *caller = broker > 0 ? logged_in(port, "caller", "c4ll") : NULL;
     if (caller && (prov = fork()) == 0)
@@ -371,7 +358,7 @@ static int login_costs(const struct target *t, double med[3])
     char dir[] = "/tmp/amp-bench-login-XXXXXX";
     if (!mkdtemp(dir))
         return -1;
-    int port = free_port();
+    int port = bench_free_port();
     pid_t broker = start_broker(t, dir, port);
     if (broker < 0)
         return -1;

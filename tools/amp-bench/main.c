@@ -1,8 +1,12 @@
 /* amp-bench: benchmarks that run libamp and a reference side by side. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -30,6 +34,19 @@ void bench_percentiles(double *lat, size_t n, double *p50_us, double *p99_us)
     qsort(lat, n, sizeof *lat, cmp_double);
     *p50_us = lat[n / 2] * 1e6;
     *p99_us = lat[n * 99 / 100] * 1e6;
+}
+
+int bench_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    bind(s, (struct sockaddr *)&sa, sizeof sa);
+    getsockname(s, (struct sockaddr *)&sa, &sl);
+    close(s);
+    return ntohs(sa.sin_port);
 }
 
 const char *bench_tools_dir(void)
