@@ -1111,6 +1111,41 @@ def test_many_small_holders_are_shed_too(tmp_path):
         b.stop()
 
 
+def test_descriptors_pushed_at_the_broker_are_closed(files, tmp_path):
+    """A peer on the broker's UNIX listener pushes 1,000 descriptors before it
+    logs in (the broker takes none): the broker's descriptor table does not
+    grow, and the login that rode with them is still answered."""
+    import array
+    sock = str(tmp_path / "b.sock")
+    conf = files / "unix.conf"
+    conf.write_text("[broker]\nlisten = unix:%s\n[auth]\npassword_file = %s\n"
+                    "tokens_file = %s\nacl_file = %s\n"
+                    % (sock, files / "passwd", files / "tokens", files / "acl"))
+    b = Proc([BROKER, "--config", str(conf)], r"listening on unix", stream="stderr")
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(sock)
+        c.settimeout(20)
+        before = len(os.listdir("/proc/%d/fd" % b.proc.pid))
+        login = raw_box([(b"_ask", b"1"), (b"_command", b"amp.Login"),
+                         (b"token", b"s3cret-token")])
+        fd = os.open("/dev/null", os.O_RDONLY)
+        fds = array.array("i", [fd])
+        pad = raw_box([(b"_command", b"x"), (b"p", b"y" * 900)])  # an event: no answer
+        data = pad + login
+        for i in range(1000):  # one descriptor with each byte
+            c.sendmsg([data[i:i + 1]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        c.sendall(data[1000:])
+        got = Boxes(c).next()
+        after = len(os.listdir("/proc/%d/fd" % b.proc.pid))
+        os.close(fd)
+        c.close()
+        assert got.get(b"_answer") == b"1" and got[b"identity"] == b"bob", got
+        assert after <= before + 1, "descriptors held by the broker: %d -> %d" % (before, after)
+    finally:
+        b.stop()
+
+
 # ---- descriptors: max_connections from RLIMIT_NOFILE, the metrics listener -------------
 
 
