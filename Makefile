@@ -18,6 +18,7 @@ bench: build
 	./build/tools/amp-bench/amp-bench codec
 	./build/tools/amp-bench/amp-bench call
 	./build/tools/amp-bench/amp-bench broker
+	./build/tools/amp-bench/amp-bench pubsub
 
 clean:
 	rm -rf build build-asan build-fuzz

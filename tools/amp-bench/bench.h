@@ -20,5 +20,6 @@ int bench_codec(int argc, char **argv);
 int bench_call(int argc, char **argv);
 int bench_broker(int argc, char **argv);
 int bench_login(int argc, char **argv);
+int bench_pubsub(int argc, char **argv);
 
 #endif

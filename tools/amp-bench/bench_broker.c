@@ -1,6 +1,6 @@
 /* amp-bench broker: caller -> amp-broker -> provider against the same shape
- * through nats-server request/reply (a small raw-protocol NATS client lives
- * here), event fan-out to four subscribers, and server memory per idle
+ * through nats-server request/reply (through the small raw-protocol NATS
+ * client of bench_net.c), event fan-out to four subscribers, and server memory per idle
  * connection. */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,192 +19,13 @@
 
 #include "amp/amp.h"
 #include "bench.h"
+#include "bench_net.h"
 
 #define DATA_4K 4096
 
-/* ---- processes ------------------------------------------------------------ */
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    for (int i = 0; i < 200; i++) {
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-            return fd;
-        usleep(10000);
-        close(fd);
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    close(fd);
-    return -1;
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", 1);
-        dup2(null, 1);
-        dup2(null, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t pid)
-{
-    if (pid > 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-    }
-}
-
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kb = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
-/* ---- buffered blocking I/O for the raw NATS side -------------------------- */
-
-struct io {
-    int fd;
-    char in[1 << 17];
-    size_t len, pos;
-    char *out;
-    size_t olen, ocap;
-};
-
-static void io_put(struct io *io, const void *p, size_t n)
-{
-    if (io->olen + n > io->ocap) {
-        io->ocap = (io->olen + n) * 2;
-        io->out = realloc(io->out, io->ocap);
-    }
-    memcpy(io->out + io->olen, p, n);
-    io->olen += n;
-}
-
-static int io_flush(struct io *io)
-{
-    size_t off = 0;
-    while (off < io->olen) {
-        ssize_t w = write(io->fd, io->out + off, io->olen - off);
-        if (w <= 0)
-            return -1;
-        off += (size_t)w;
-    }
-    io->olen = 0;
-    return 0;
-}
-
-/* Ensure n bytes are buffered from pos; -1 at EOF. */
-static int io_need(struct io *io, size_t n)
-{
-    if (io->len - io->pos >= n)
-        return 0;
-    memmove(io->in, io->in + io->pos, io->len - io->pos);
-    io->len -= io->pos;
-    io->pos = 0;
-    while (io->len < n) {
-        ssize_t r = read(io->fd, io->in + io->len, sizeof io->in - io->len);
-        if (r <= 0)
-            return -1;
-        io->len += (size_t)r;
-    }
-    return 0;
-}
-
-static int io_buffered(const struct io *io)
-{
-    return io->len > io->pos;
-}
-
-/* A line without its CRLF; valid until the next io call. */
-static char *io_line(struct io *io)
-{
-    for (;;) {
-        char *nl = memchr(io->in + io->pos, '\n', io->len - io->pos);
-        if (nl) {
-            char *line = io->in + io->pos;
-            *nl = 0;
-            if (nl > line && nl[-1] == '\r')
-                nl[-1] = 0;
-            io->pos = (size_t)(nl - io->in) + 1;
-            return line;
-        }
-        if (io_need(io, io->len - io->pos + 1))
-            return NULL;
-    }
-}
-
-/* ---- the raw NATS client ---------------------------------------------------- */
-
-static int nats_open(struct io *io, int port)
-{
-    memset(io, 0, sizeof *io);
-    io->fd = tcp_connect(port);
-    if (io->fd < 0)
-        return -1;
-    char *l = io_line(io); /* INFO */
-    if (!l || strncmp(l, "INFO", 4))
-        return -1;
-    const char *hello = "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n";
-    io_put(io, hello, strlen(hello));
-    io_flush(io);
-    while ((l = io_line(io)) && strcmp(l, "PONG"))
-        ;
-    return l ? 0 : -1;
-}
-
-/* Read one MSG: subject and reply into the caller's buffers, payload length. */
-static int nats_msg(struct io *io, char *subject, char *reply, size_t *len)
-{
-    for (;;) {
-        char *l = io_line(io);
-        if (!l)
-            return -1;
-        if (!strcmp(l, "PING")) {
-            io_put(io, "PONG\r\n", 6);
-            io_flush(io);
-            continue;
-        }
-        if (strncmp(l, "MSG ", 4))
-            continue;
-        char sid[32];
-        unsigned long n;
-        reply[0] = 0;
-        if (sscanf(l + 4, "%255s %31s %255s %lu", subject, sid, reply, &n) != 4) {
-            reply[0] = 0;
-            if (sscanf(l + 4, "%255s %31s %lu", subject, sid, &n) != 3)
-                return -1;
-        }
-        if (io_need(io, n + 2))
-            return -1;
-        *len = n;
-        io->pos += n + 2;
-        return 0;
-    }
-}
-
 static void nats_responder(int port)
 {
-    struct io io;
+    struct bench_io io;
     if (nats_open(&io, port))
         _exit(1);
     io_put(&io, "SUB bench.call 1\r\n", 18);
@@ -236,14 +57,12 @@ struct nats_result {
 static int nats_requests(int port, size_t calls, size_t window, size_t size,
                          struct nats_result *res)
 {
-    struct io io;
+    struct bench_io io;
     if (nats_open(&io, port))
         return -1;
-    io_put(&io, "SUB _INBOX.bench.* 2\r\nPING\r\n", 28);
-    io_flush(&io);
-    char *l;
-    while ((l = io_line(&io)) && strcmp(l, "PONG"))
-        ;
+    io_put(&io, "SUB _INBOX.bench.* 2\r\n", 22);
+    if (nats_sync(&io))
+        return -1;
     static char payload[DATA_4K];
     memset(payload, 'y', sizeof payload);
     double *lat = malloc(calls * sizeof *lat), *start = calloc(window, sizeof *start);
@@ -271,7 +90,7 @@ static int nats_requests(int port, size_t calls, size_t window, size_t size,
     }
     double t = bench_now() - t0;
     close(io.fd);
-    free(io.out);
+    io_release(&io);
     res->calls_per_s = (double)calls / t;
     bench_percentiles(lat, calls, &res->p50_us, &res->p99_us);
     free(lat);
@@ -475,14 +294,12 @@ static void amp_subscriber(int port, int n, int pipe_fd)
 
 static void nats_subscriber(int port, int n, int pipe_fd)
 {
-    struct io io;
+    struct bench_io io;
     if (nats_open(&io, port))
         _exit(1);
-    io_put(&io, "SUB bench.event 1\r\nPING\r\n", 25);
-    io_flush(&io);
-    char *l;
-    while ((l = io_line(&io)) && strcmp(l, "PONG"))
-        ;
+    io_put(&io, "SUB bench.event 1\r\n", 19);
+    if (nats_sync(&io))
+        _exit(1);
     char ok = 0;
     if (write(pipe_fd, &ok, 1) != 1)
         _exit(1);
@@ -523,10 +340,9 @@ static double fanout(int port, int amp, int n)
             return -1;
     usleep(100000);
     double t0 = bench_now();
-    int fd = tcp_connect(port);
-    struct io io;
-    memset(&io, 0, sizeof io);
-    io.fd = fd;
+    int fd = bench_tcp_connect(port);
+    struct bench_io io;
+    io_init(&io, fd);
     if (amp) {
         static const uint8_t box[] = "\0\10_command\0\13bench.event\0\1a\0\00213\0\1b\0\00281\0";
         for (int i = 0; i < n; i++)
@@ -547,7 +363,7 @@ static double fanout(int port, int amp, int n)
         done++; /* a subscriber that lost events never reports: 30 s timeout */
     double t = bench_now() - t0;
     close(fd);
-    free(io.out);
+    io_release(&io);
     for (int i = 0; i < 4; i++) {
         kill(subs[i], SIGKILL);
         waitpid(subs[i], NULL, 0);
@@ -560,11 +376,11 @@ static double fanout(int port, int amp, int n)
 
 static double idle_kb_per_conn(pid_t server, int port, int amp, int n)
 {
-    long before = rss_kb(server);
+    long before = bench_rss_kb(server);
     int *fds = malloc((size_t)n * sizeof *fds);
     int opened = 0;
     for (int i = 0; i < n; i++) {
-        fds[i] = tcp_connect(port);
+        fds[i] = bench_tcp_connect(port);
         if (fds[i] < 0)
             break;
         opened++;
@@ -575,7 +391,7 @@ static double idle_kb_per_conn(pid_t server, int port, int amp, int n)
         }
     }
     usleep(1500000); /* let the server accept and settle */
-    long after = rss_kb(server);
+    long after = bench_rss_kb(server);
     for (int i = 0; i < opened; i++)
         close(fds[i]);
     free(fds);
@@ -624,7 +440,7 @@ int bench_broker(int argc, char **argv)
     snprintf(nport_s, sizeof nport_s, "%d", nport);
     char *bargv[] = {AMP_BROKER_PATH, "--listen", listen, "--log-level", "error", NULL};
     char *nargv[] = {"/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", nport_s, NULL};
-    pid_t broker = spawn(bargv), nats = spawn(nargv);
+    pid_t broker = bench_spawn(bargv), nats = bench_spawn(nargv);
     pid_t aprov = fork();
     if (aprov == 0)
         amp_provider(bport);
@@ -672,8 +488,8 @@ int bench_broker(int argc, char **argv)
     kill(nprov, SIGKILL);
     waitpid(aprov, NULL, 0);
     waitpid(nprov, NULL, 0);
-    stop(broker);
-    stop(nats);
+    bench_stop(broker);
+    bench_stop(nats);
     if (bad) {
         fprintf(stderr, "amp-bench: a run failed\n");
         return 1;

@@ -23,6 +23,7 @@
 
 #include "amp/amp.h"
 #include "bench.h"
+#include "bench_net.h"
 
 #define MAX_FLOODERS 1024
 
@@ -72,16 +73,6 @@ static int hash_password(const char *broker, const char *pw, char *out, size_t n
     return ok && !strncmp(out, "pbkdf2-sha256$", 14) ? 0 : -1;
 }
 
-static int write_file(const char *dir, const char *name, const char *text, char *path, size_t n)
-{
-    snprintf(path, n, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* The broker, listening on `port`; its pid, or -1. */
 static pid_t start_broker(const struct target *t, const char *dir, int port)
 {
@@ -92,17 +83,18 @@ static pid_t start_broker(const struct target *t, const char *dir, int port)
             return -1;
     snprintf(text, sizeof text, "alice:users:%s\nworker:workers:%s\ncaller:users:%s\n"
              "tokenonly:users:-\n", hash[0], hash[1], hash[2]);
-    if (write_file(dir, "passwd", text, passwd, sizeof passwd) ||
-        write_file(dir, "acl", "allow user:caller call Sum\nallow user:caller call amp.Stats\n"
-                   "allow user:worker register Sum\n",
-                   acl, sizeof acl))
+    if (bench_write_file(dir, "passwd", text, passwd, sizeof passwd) ||
+        bench_write_file(dir, "acl",
+                         "allow user:caller call Sum\nallow user:caller call amp.Stats\n"
+                         "allow user:worker register Sum\n",
+                         acl, sizeof acl))
         return -1;
     snprintf(text, sizeof text,
              "[broker]\nlisten = tcp:%d:interface=127.0.0.1:backlog=1024\nlog_level = error\n"
              "[auth]\n"
              "password_file = %s\nacl_file = %s\nlogin_timeout = 10\n%s",
              port, passwd, acl, t->extra);
-    if (write_file(dir, "broker.conf", text, conf, sizeof conf))
+    if (bench_write_file(dir, "broker.conf", text, conf, sizeof conf))
         return -1;
     pid_t pid = fork();
     if (pid == 0) {

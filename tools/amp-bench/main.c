@@ -98,9 +98,11 @@ int main(int argc, char **argv)
         return bench_call(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "broker"))
         return bench_broker(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "pubsub"))
+        return bench_pubsub(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "login-flood"))
         return bench_login(argc - 1, argv + 1);
-    printf("usage: amp-bench codec|call|broker [--runs N] [--quick]\n"
+    printf("usage: amp-bench codec|call|broker|pubsub [--runs N] [--quick]\n"
            "       amp-bench login-flood [--before BROKER] [--flooders N,...] [--seconds S]\n"
            "\n"
            "Benchmarks that run libamp and the reference implementation in the same\n"
@@ -108,6 +110,8 @@ int main(int argc, char **argv)
            "  codec   decode/encode throughput against Twisted's parser and serializer\n"
            "  call    calls/s and latency against a Twisted server and a raw socket\n"
            "  broker  routed calls, fan-out and memory against nats-server\n"
+           "  pubsub  publishing with 0 and 100,000 non-matching subscriptions, and\n"
+           "          100,000 subscribes, against nats-server\n"
            "  login-flood  routed-call latency while connections send bad passwords\n");
     return argc >= 2 && strcmp(argv[1], "--help") ? 2 : 0;
 }
