@@ -1,5 +1,19 @@
-/* The bus: registrations, routed calls, events, introspection. One router
- * per broker; every accepted connection is a peer of it. */
+/* The bus: registrations, routed calls, events, logins, introspection. One
+ * router per broker; every accepted connection is a peer of it.
+ *
+ * Who calls it: the daemon (main.c: listeners, signals, reloads), the
+ * metrics endpoint (metrics.c: router_metrics) and fuzz_broker. Inside, it
+ * is a dispatch (router.c) and rooms, one job each: registry.h (commands and
+ * routed calls), pubsub.h (subscriptions and events), login.h (logins and
+ * the ACL), stats.h (counters), budget.h (queued bytes, soft cap), owner.h
+ * (quotas per user or address); router_internal.h says what they share.
+ *
+ * Threads: loop thread only, every function; the login workers it starts
+ * (hasher.h) run password checks and nothing else.
+ * Lifetimes: router_new to router_free; router_free closes every peer (their
+ * forwarded calls complete with PROVIDER_LOST first) and stops the workers.
+ * A connection given to router_accept is the router's from then on: it is
+ * freed when it closes. Clock: the loop's (ev_now, monotonic). */
 #ifndef AMP_BROKER_ROUTER_H
 #define AMP_BROKER_ROUTER_H
 
