@@ -27,7 +27,7 @@
 #include "amp/amp.h"
 #include "auth.h"
 #include "hasher.h"
-#include "strmap.h"
+#include "amp/strmap.h"
 #include "throttle.h"
 
 typedef struct router router;

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "strmap.h"
+#include "amp/strmap.h"
 
 typedef struct router router;
 struct peer;

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "amp/amp.h"
-#include "strmap.h"
+#include "amp/strmap.h"
 #include "subindex.h"
 
 typedef struct router router;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "amp/amp.h"
-#include "strmap.h"
+#include "amp/strmap.h"
 
 typedef struct router router;
 struct peer;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strmap.h" /* amp_siphash24, amp_random_key */
+#include "amp/strmap.h" /* amp_siphash24, amp_random_key */
 
 /* What a match reports, side by side: a match reads the arrays in order. */
 struct slot {

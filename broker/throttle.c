@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strmap.h" /* amp_siphash24, amp_random_key */
+#include "amp/strmap.h" /* amp_siphash24, amp_random_key */
 
 #define WAYS 8
 #define FORGET_SECONDS 900.0

@@ -1,7 +1,8 @@
 /* amp_buf: a growable or fixed output buffer. */
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "alloc_internal.h"
 #include "amp/box.h"
 
 void amp_buf_init(amp_buf *b)
@@ -10,6 +11,13 @@ void amp_buf_init(amp_buf *b)
     b->len = 0;
     b->cap = 0;
     b->fixed = 0;
+    b->allocator = NULL;
+}
+
+void amp_buf_init_with(amp_buf *b, const amp_allocator *allocator)
+{
+    amp_buf_init(b);
+    b->allocator = allocator;
 }
 
 void amp_buf_init_fixed(amp_buf *b, uint8_t *mem, size_t cap)
@@ -18,6 +26,7 @@ void amp_buf_init_fixed(amp_buf *b, uint8_t *mem, size_t cap)
     b->len = 0;
     b->cap = cap;
     b->fixed = 1;
+    b->allocator = NULL;
 }
 
 void amp_buf_free(amp_buf *b)
@@ -27,7 +36,7 @@ void amp_buf_free(amp_buf *b)
     b->len = 0;
     if (b->fixed)
         return;
-    free(b->data);
+    amp__free(b->allocator, b->data);
     b->data = NULL;
     b->cap = 0;
 }
@@ -46,7 +55,7 @@ amp_err amp_buf_reserve(amp_buf *b, size_t extra)
     size_t n = b->cap ? b->cap : 256;
     while (n < want)
         n *= 2;
-    uint8_t *p = realloc(b->data, n);
+    uint8_t *p = amp__realloc(b->allocator, b->data, n);
     if (!p)
         return AMP_E_NOMEM;
     b->data = p;

@@ -4,7 +4,8 @@
  * fixed mixer spreads them well. */
 #include "calltable.h"
 
-#include <stdlib.h>
+#include "alloc_internal.h"
+
 #include <string.h>
 
 #define IDX(t, c) ((uint32_t)((c) - (t)->slab))
@@ -18,10 +19,11 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-int amp_calltable_init(amp_calltable *t)
+int amp_calltable_init(amp_calltable *t, const amp_allocator *alloc)
 {
     memset(t, 0, sizeof *t);
-    t->hash = calloc(MIN_CAP, sizeof *t->hash);
+    t->alloc = alloc;
+    t->hash = amp__calloc(t->alloc, MIN_CAP, sizeof *t->hash);
     if (!t->hash)
         return -1;
     t->hash_mask = MIN_CAP - 1;
@@ -30,21 +32,22 @@ int amp_calltable_init(amp_calltable *t)
 
 void amp_calltable_free(amp_calltable *t)
 {
-    free(t->slab);
-    free(t->hash);
-    free(t->heap);
+    amp__free(t->alloc, t->slab);
+    amp__free(t->alloc, t->hash);
+    amp__free(t->alloc, t->heap);
     memset(t, 0, sizeof *t);
 }
 
 void amp_calltable_clear(amp_calltable *t)
 {
-    free(t->slab);
-    free(t->heap);
+    amp__free(t->alloc, t->slab);
+    amp__free(t->alloc, t->heap);
     t->slab = NULL;
     t->heap = NULL;
     t->slab_cap = t->free_head = t->heap_len = t->heap_cap = 0;
     t->live = 0;
-    uint32_t *h = t->hash_mask + 1 > MIN_CAP ? realloc(t->hash, MIN_CAP * sizeof *h) : t->hash;
+    uint32_t *h = t->hash_mask + 1 > MIN_CAP ? amp__realloc(t->alloc, t->hash, MIN_CAP * sizeof *h)
+                                             : t->hash;
     if (h) {
         t->hash = h;
         t->hash_mask = MIN_CAP - 1;
@@ -65,14 +68,14 @@ static void fill_hash(amp_calltable *t, uint32_t *h, uint32_t new_size)
             j = (j + 1) & mask;
         h[j] = i + 1;
     }
-    free(t->hash);
+    amp__free(t->alloc, t->hash);
     t->hash = h;
     t->hash_mask = mask;
 }
 
 static int rehash(amp_calltable *t, uint32_t new_size)
 {
-    uint32_t *h = calloc(new_size, sizeof *h);
+    uint32_t *h = amp__calloc(t->alloc, new_size, sizeof *h);
     if (!h)
         return -1;
     fill_hash(t, h, new_size);
@@ -96,7 +99,7 @@ struct amp_call *amp_calltable_add(amp_calltable *t, uint64_t id)
         return NULL;
     if (!t->free_head) {
         uint32_t cap = t->slab_cap ? t->slab_cap * 2 : MIN_CAP;
-        struct amp_call *s = realloc(t->slab, cap * sizeof *s);
+        struct amp_call *s = amp__realloc(t->alloc, t->slab, cap * sizeof *s);
         if (!s)
             return NULL;
         t->slab = s;
@@ -186,7 +189,7 @@ void amp_calltable_set_deadline(amp_calltable *t, struct amp_call *c, uint64_t d
     heap_remove(t, c);
     if (t->heap_len == t->heap_cap) {
         uint32_t cap = t->heap_cap ? t->heap_cap * 2 : MIN_CAP;
-        uint32_t *h = realloc(t->heap, cap * sizeof *h);
+        uint32_t *h = amp__realloc(t->alloc, t->heap, cap * sizeof *h);
         if (!h)
             return; /* no deadline rather than a crash; the call still completes */
         t->heap = h;
@@ -270,7 +273,7 @@ static uint32_t pow2_at_least(size_t n)
  * (only its indices change) and the hash is rebuilt. */
 static int shrink_slab(amp_calltable *t, uint32_t cap)
 {
-    struct amp_call *s = malloc((size_t)cap * sizeof *s);
+    struct amp_call *s = amp__alloc(t->alloc, (size_t)cap * sizeof *s);
     if (!s)
         return -1;
     uint32_t n = 0;
@@ -282,7 +285,7 @@ static int shrink_slab(amp_calltable *t, uint32_t cap)
     }
     for (uint32_t i = 0; i < t->heap_len; i++)
         t->heap[i] = t->slab[t->heap[i]].next_free;
-    free(t->slab);
+    amp__free(t->alloc, t->slab);
     t->slab = s;
     t->slab_cap = cap;
     t->free_head = 0;
@@ -300,15 +303,15 @@ void amp_calltable_trim(amp_calltable *t)
      * cost of moving is paid for by the removals since the last growth */
     if (t->slab_cap > MIN_CAP && t->live * 4 <= t->slab_cap) {
         uint32_t cap = pow2_at_least(t->live * 2), hsize = pow2_at_least(t->live * 4);
-        uint32_t *h = cap < t->slab_cap ? calloc(hsize, sizeof *h) : NULL;
+        uint32_t *h = cap < t->slab_cap ? amp__calloc(t->alloc, hsize, sizeof *h) : NULL;
         if (h && shrink_slab(t, cap) == 0)
             fill_hash(t, h, hsize); /* the old hash points at the old slab */
         else
-            free(h);
+            amp__free(t->alloc, h);
     }
     if (t->heap_cap > MIN_CAP && (size_t)t->heap_len * 4 <= t->heap_cap) {
         uint32_t cap = pow2_at_least((size_t)t->heap_len * 2);
-        uint32_t *h = realloc(t->heap, (size_t)cap * sizeof *h);
+        uint32_t *h = amp__realloc(t->alloc, t->heap, (size_t)cap * sizeof *h);
         if (h) {
             t->heap = h;
             t->heap_cap = cap;

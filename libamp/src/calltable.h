@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amp/alloc.h"
 #include "amp/session.h"
 
 struct amp_call {
@@ -30,9 +31,11 @@ typedef struct amp_calltable {
     uint32_t *heap;               /* slab indices ordered by deadline */
     uint32_t heap_len, heap_cap;
     size_t live;
+    const amp_allocator *alloc;   /* the session's; NULL: malloc */
 } amp_calltable;
 
-int amp_calltable_init(amp_calltable *t);
+/* `alloc` must outlive the table. */
+int amp_calltable_init(amp_calltable *t, const amp_allocator *alloc);
 void amp_calltable_free(amp_calltable *t);
 /* Drop every entry (after the session completed them) and the memory. */
 void amp_calltable_clear(amp_calltable *t);

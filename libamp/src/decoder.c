@@ -2,9 +2,9 @@
  * views into it; a box split across blocks is assembled in an internal buffer
  * that never grows past amp_limits.max_box_bytes. Every length is checked
  * against the limits as soon as its header is read, before any allocation. */
-#include <stdlib.h>
 #include <string.h>
 
+#include "alloc_internal.h"
 #include "amp/box.h"
 
 /* A box buffer up to this size is kept for the next split box. */
@@ -28,6 +28,8 @@ struct scan {
 
 struct amp_decoder {
     amp_limits lim;
+    amp_allocator alloc; /* a copy; alloc.alloc NULL: malloc */
+    const amp_allocator *a; /* &alloc, or NULL for malloc */
 
     const uint8_t *in; /* lent block */
     size_t in_len, in_pos;
@@ -56,12 +58,24 @@ void amp_limits_default(amp_limits *l)
 
 amp_err amp_decoder_new(amp_decoder **out, const amp_limits *limits)
 {
+    return amp_decoder_new_with(out, limits, NULL);
+}
+
+amp_err amp_decoder_new_with(amp_decoder **out, const amp_limits *limits,
+                             const amp_allocator *allocator)
+{
     if (!out)
         return AMP_E_INVALID;
     *out = NULL;
-    amp_decoder *d = calloc(1, sizeof *d);
+    if (allocator && (!allocator->alloc || !allocator->realloc || !allocator->free))
+        return AMP_E_INVALID;
+    amp_decoder *d = amp__calloc(allocator, 1, sizeof *d);
     if (!d)
         return AMP_E_NOMEM;
+    if (allocator) {
+        d->alloc = *allocator;
+        d->a = &d->alloc;
+    }
     amp_limits_default(&d->lim);
     if (limits) {
         if (limits->max_keys)
@@ -72,7 +86,7 @@ amp_err amp_decoder_new(amp_decoder **out, const amp_limits *limits)
     }
     /* Offsets are stored in 32 bits; a cap below the terminator is nonsense. */
     if (d->lim.max_box_bytes < 2 || d->lim.max_box_bytes > UINT32_MAX) {
-        free(d);
+        amp__free(allocator, d);
         return AMP_E_INVALID;
     }
     *out = d;
@@ -83,10 +97,12 @@ void amp_decoder_free(amp_decoder *d)
 {
     if (!d)
         return;
-    free(d->buf);
-    free(d->spans);
-    free(d->pairs);
-    free(d);
+    amp_allocator copy = d->alloc; /* d holds the allocator it is freed with */
+    const amp_allocator *a = d->a ? &copy : NULL;
+    amp__free(a, d->buf);
+    amp__free(a, d->spans);
+    amp__free(a, d->pairs);
+    amp__free(a, d);
 }
 
 amp_err amp_decoder_set_limits(amp_decoder *d, const amp_limits *limits)
@@ -118,7 +134,8 @@ amp_err amp_decoder_feed(amp_decoder *d, const uint8_t *p, size_t n)
     return AMP_OK;
 }
 
-static amp_err grow(void **arr, size_t *cap, size_t want, size_t elem, size_t max)
+static amp_err grow(const amp_allocator *a, void **arr, size_t *cap, size_t want, size_t elem,
+                    size_t max)
 {
     if (want <= *cap)
         return AMP_OK;
@@ -129,7 +146,7 @@ static amp_err grow(void **arr, size_t *cap, size_t want, size_t elem, size_t ma
         n *= 2;
     if (n > max)
         n = max;
-    void *p = realloc(*arr, n * elem);
+    void *p = amp__realloc(a, *arr, n * elem);
     if (!p)
         return AMP_E_NOMEM;
     *arr = p;
@@ -170,7 +187,7 @@ static amp_err scan(amp_decoder *d, const uint8_t *base, size_t avail, struct sc
             /* key header, key, value header, terminator */
             if (st->pos + 2 + klen + 2 + 2 > max_box)
                 return AMP_E_BOX_TOO_LARGE;
-            amp_err g = grow((void **)&d->spans, &d->spans_cap, st->nkeys + 1, sizeof *d->spans,
+            amp_err g = grow(d->a, (void **)&d->spans, &d->spans_cap, st->nkeys + 1, sizeof *d->spans,
                              d->lim.max_keys);
             if (g != AMP_OK)
                 return g == AMP_E_BOX_TOO_LARGE ? AMP_E_TOO_MANY_KEYS : g;
@@ -220,7 +237,7 @@ static amp_err fail(amp_decoder *d, amp_err err, uint64_t off)
 
 static amp_err emit(amp_decoder *d, const uint8_t *base, const struct scan *st, amp_box *box)
 {
-    amp_err g = grow((void **)&d->pairs, &d->pairs_cap, st->nkeys ? st->nkeys : 1,
+    amp_err g = grow(d->a, (void **)&d->pairs, &d->pairs_cap, st->nkeys ? st->nkeys : 1,
                      sizeof *d->pairs, d->lim.max_keys);
     if (g != AMP_OK)
         return g == AMP_E_BOX_TOO_LARGE ? AMP_E_TOO_MANY_KEYS : g;
@@ -247,7 +264,7 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
         d->buf_emitted = 0;
         d->buf_len = 0;
         if (d->buf_cap > KEEP_BUF) { /* one large box must not pin its memory */
-            free(d->buf);
+            amp__free(d->a, d->buf);
             d->buf = NULL;
             d->buf_cap = 0;
         }
@@ -274,7 +291,7 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
         if (r != AMP_AGAIN)
             return fail(d, r, d->total + d->st.pos);
         /* Incomplete: keep what there is (need <= max_box_bytes). */
-        amp_err g = grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
+        amp_err g = grow(d->a, (void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
         if (g != AMP_OK)
             return fail(d, g, d->total);
         memcpy(d->buf, base, avail);
@@ -303,7 +320,7 @@ amp_err amp_decoder_next(amp_decoder *d, amp_box *box)
             take = avail;
         if (take == 0)
             return AMP_AGAIN;
-        amp_err g = grow((void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
+        amp_err g = grow(d->a, (void **)&d->buf, &d->buf_cap, need, 1, d->lim.max_box_bytes);
         if (g != AMP_OK)
             return fail(d, g, d->box_start);
         memcpy(d->buf + d->buf_len, d->in + d->in_pos, take);

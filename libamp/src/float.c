@@ -1,19 +1,37 @@
 /* Float values: Python's repr() on output, a strict decimal syntax on input.
- * Both directions run in the "C" locale whatever the process locale is. */
+ * Both directions run in the "C" locale whatever the process locale is.
+ *
+ * On a hosted POSIX system the process may switch locales, so strings are
+ * read with strtod_l() under a "C" locale handle made once (pthread_once):
+ * that handle is the core's only process-wide object, immutable once made.
+ * Elsewhere (picolibc or newlib on a microcontroller) plain strtod() is
+ * used: those libraries read numbers in the "C" locale unless the
+ * application builds them with locales and switches one. */
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__OpenBSD__)
+#define AMP_C_LOCALE_HANDLE 1
 #define _GNU_SOURCE
-#include <locale.h>
+#endif
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "amp/value.h"
 
+#ifdef AMP_C_LOCALE_HANDLE
+#include <locale.h>
+#include <pthread.h>
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+#include <xlocale.h>
+#endif
+#endif
+
 /* Longest accepted input: far above any shortest repr (24 bytes) yet enough
  * for fixed-point output of other languages ("%f" of 1e300 is 308 bytes). */
 #define FLOAT_MAX_INPUT 1024
 
+#ifdef AMP_C_LOCALE_HANDLE
 static locale_t c_locale;
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
 
@@ -27,6 +45,12 @@ static double c_strtod(const char *s)
     pthread_once(&c_locale_once, make_c_locale);
     return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
 }
+#else
+static double c_strtod(const char *s)
+{
+    return strtod(s, NULL);
+}
+#endif
 
 static int is_digit(uint8_t c)
 {
@@ -130,7 +154,7 @@ static size_t step_last(char *d, size_t nd, int *exp10, int delta)
             return 0; /* cannot go below 1 at this precision */
         }
     }
-    if (d[0] == '0') { /* 1000 -> 0999 */
+    if (nd > 0 && d[0] == '0') { /* 1000 -> 0999 (nd > 0 always: for the compiler) */
         memmove(d, d + 1, nd - 1);
         (*exp10)--;
         return nd - 1;

@@ -1,66 +1,13 @@
-#include "strmap.h"
+/* The keyed string map (see amp/strmap.h for the contract). */
+#include "amp/strmap.h"
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-/* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) --------------------------- */
-
-static uint64_t rotl(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-static uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-#define SIPROUND(v0, v1, v2, v3)                                                               \
-    do {                                                                                       \
-        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                              \
-        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                                 \
-        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                                 \
-        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                              \
-    } while (0)
-
-static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t n)
-{
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
-    const uint8_t *end = p + (n & ~(size_t)7);
-    for (; p != end; p += 8) {
-        uint64_t m = load_le64(p);
-        v3 ^= m;
-        SIPROUND(v0, v1, v2, v3);
-        SIPROUND(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-    uint64_t last = (uint64_t)(n & 0xff) << 56; /* the length's low byte, then the tail */
-    for (size_t i = 0; i < (n & 7); i++)
-        last |= (uint64_t)p[i] << (8 * i);
-    v3 ^= last;
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= last;
-    v2 ^= 0xff;
-    for (int i = 0; i < 4; i++)
-        SIPROUND(v0, v1, v2, v3);
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-uint64_t amp_siphash24(const uint8_t key[16], const uint8_t *p, size_t n)
-{
-    return siphash(load_le64(key), load_le64(key + 8), p, n);
-}
+#include "alloc_internal.h"
 
 static uint64_t hash_of(const amp_strmap *m, const uint8_t *key, size_t n)
 {
-    return siphash(m->k0, m->k1, key, n);
+    return amp_siphash24(m->key, key, n);
 }
 
 uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n)
@@ -70,46 +17,43 @@ uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n)
 
 /* ---- the map ------------------------------------------------------------- */
 
-/* 16 random bytes from the kernel; getrandom() only blocks before the
- * kernel's pool is first seeded, early in boot. */
-int amp_random_key(uint8_t key[16])
+amp_err amp_strmap_init(amp_strmap *m)
 {
-    size_t got = 0;
-    while (got < 16) {
-        ssize_t r = getrandom(key + got, 16 - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
+    return amp_strmap_init_with(m, NULL, NULL);
 }
 
-int amp_strmap_init(amp_strmap *m)
+amp_err amp_strmap_init_with(amp_strmap *m, const uint8_t key[16],
+                             const amp_allocator *allocator)
 {
+    if (!m)
+        return AMP_E_INVALID;
     memset(m, 0, sizeof *m);
-    uint8_t key[16];
-    if (amp_random_key(key))
-        return -2;
-    m->k0 = load_le64(key);
-    m->k1 = load_le64(key + 8);
-    m->slots = calloc(16, sizeof *m->slots);
+    if (allocator && (!allocator->alloc || !allocator->realloc || !allocator->free))
+        return AMP_E_INVALID;
+    if (key) {
+        memcpy(m->key, key, sizeof m->key);
+    } else {
+        amp_err r = amp_random_key(m->key);
+        if (r != AMP_OK)
+            return r;
+    }
+    m->alloc = allocator ? *allocator : *amp_allocator_default();
+    m->slots = amp__calloc(&m->alloc, 16, sizeof *m->slots);
     m->mask = 15;
-    return m->slots ? 0 : -1;
+    return m->slots ? AMP_OK : AMP_E_NOMEM;
 }
 
 void amp_strmap_free(amp_strmap *m)
 {
-    if (!m->slots)
+    if (!m || !m->slots)
         return;
     for (size_t i = 0; i <= m->mask; i++) {
         if (m->slots[i].key) {
-            free(m->slots[i].key);
-            free(m->slots[i].value);
+            amp__free(&m->alloc, m->slots[i].key);
+            amp__free(&m->alloc, m->slots[i].value);
         }
     }
-    free(m->slots);
+    amp__free(&m->alloc, m->slots);
     m->slots = NULL;
 }
 
@@ -127,35 +71,37 @@ static struct amp_strmap_entry *find(const amp_strmap *m, const uint8_t *key, si
 
 static int grow(amp_strmap *m)
 {
-    amp_strmap bigger = {calloc((m->mask + 1) * 2, sizeof *m->slots), m->mask * 2 + 1, m->count,
-                         m->k0, m->k1};
+    amp_strmap bigger = *m;
+    bigger.slots = amp__calloc(&m->alloc, (m->mask + 1) * 2, sizeof *m->slots);
+    bigger.mask = m->mask * 2 + 1;
     if (!bigger.slots)
         return -1;
     for (size_t i = 0; i <= m->mask; i++)
         if (m->slots[i].key)
             *find(&bigger, m->slots[i].key, m->slots[i].key_len, m->slots[i].hash) = m->slots[i];
-    free(m->slots);
+    amp__free(&m->alloc, m->slots);
     *m = bigger;
     return 0;
 }
 
-int amp_strmap_put(amp_strmap *m, const uint8_t *key, size_t n, void *value)
+amp_err amp_strmap_put(amp_strmap *m, const uint8_t *key, size_t n, void *value)
 {
-    if ((m->count + 1) * 2 > m->mask + 1 && grow(m))
-        return -1;
+    if (!m || !m->slots || (!key && n))
+        return AMP_E_INVALID;
     uint64_t h = hash_of(m, key, n);
+    if (find(m, key, n, h)->key)
+        return AMP_E_DUPLICATE;
+    if ((m->count + 1) * 2 > m->mask + 1 && grow(m))
+        return AMP_E_NOMEM;
     struct amp_strmap_entry *e = find(m, key, n, h);
-    if (e->key)
-        return 1;
-    e->key = malloc(n ? n : 1);
+    e->key = amp__memdup(&m->alloc, key, n);
     if (!e->key)
-        return -1;
-    memcpy(e->key, key, n);
+        return AMP_E_NOMEM;
     e->key_len = n;
     e->hash = h;
     e->value = value;
     m->count++;
-    return 0;
+    return AMP_OK;
 }
 
 void *amp_strmap_get(const amp_strmap *m, const uint8_t *key, size_t n)
@@ -170,7 +116,7 @@ void *amp_strmap_remove(amp_strmap *m, const uint8_t *key, size_t n)
     if (!e->key)
         return NULL;
     void *value = e->value;
-    free(e->key);
+    amp__free(&m->alloc, e->key);
     size_t i = (size_t)(e - m->slots);
     m->slots[i].key = NULL;
     m->slots[i].value = NULL;

@@ -1,15 +1,12 @@
-/* libamp: the AMP (Asynchronous Messaging Protocol) library. */
+/* libamp (amp::amp, pkg-config amp): the core (amp/core.h) plus connections,
+ * listeners, endpoints, TLS and the blocking client on libev. */
 #ifndef AMP_AMP_H
 #define AMP_AMP_H
 
-#include "amp/box.h"
+#include "amp/core.h"
+
 #include "amp/client.h"
 #include "amp/conn.h"
 #include "amp/endpoint.h"
-#include "amp/error.h"
-#include "amp/export.h"
-#include "amp/value.h"
-#include "amp/session.h"
-#include "amp/version.h"
 
 #endif

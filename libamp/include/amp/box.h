@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amp/alloc.h"
 #include "amp/error.h"
 #include "amp/export.h"
 
@@ -65,8 +66,14 @@ AMP_API void amp_limits_default(amp_limits *l);
  * again. amp_decoder_error_offset() tells at which stream byte it was found. */
 typedef struct amp_decoder amp_decoder;
 
-/* `limits` may be NULL for the defaults. Returns AMP_OK or AMP_E_NOMEM. */
+/* `limits` may be NULL for the defaults. Returns AMP_OK, AMP_E_NOMEM or
+ * AMP_E_INVALID (bad limits). Memory comes from malloc. */
 AMP_API amp_err amp_decoder_new(amp_decoder **out, const amp_limits *limits);
+/* The same with every allocation of the decoder (itself, its partial box,
+ * its pair arrays) through `allocator` (copied; NULL: malloc). AMP_E_INVALID
+ * if one of the allocator's functions is missing. */
+AMP_API amp_err amp_decoder_new_with(amp_decoder **out, const amp_limits *limits,
+                                     const amp_allocator *allocator);
 AMP_API void amp_decoder_free(amp_decoder *d);
 
 /* Lend `n` bytes. Returns AMP_E_INVALID if the previous block is not used up
@@ -105,17 +112,24 @@ AMP_API const amp_pair *amp_box_find(const amp_box *b, const uint8_t *key, size_
 AMP_API const amp_pair *amp_box_find_str(const amp_box *b, const char *key);
 
 /* ---- Output buffer ----------------------------------------------------
- * A byte buffer that either grows with malloc (amp_buf_init) or writes into
- * a caller's fixed memory and fails with AMP_E_NOSPACE (amp_buf_init_fixed).
- * A function that fails leaves `len` and the bytes before it untouched. */
+ * A byte buffer that either grows through an allocator (amp_buf_init: malloc;
+ * amp_buf_init_with: the one given) or writes into a caller's fixed memory
+ * and fails with AMP_E_NOSPACE (amp_buf_init_fixed). A zero-filled amp_buf
+ * is the same as one after amp_buf_init(). A function that fails leaves
+ * `len` and the bytes before it untouched. The struct is plain: the caller
+ * owns it; it owns `data` unless `fixed`. */
 typedef struct amp_buf {
     uint8_t *data;
     size_t len;
     size_t cap;
     int fixed; /* nonzero: `data` belongs to the caller and never grows */
+    /* NULL: malloc/realloc/free. Not copied: the struct it points to must
+     * outlive the buffer's memory. */
+    const amp_allocator *allocator;
 } amp_buf;
 
 AMP_API void amp_buf_init(amp_buf *b);
+AMP_API void amp_buf_init_with(amp_buf *b, const amp_allocator *allocator);
 AMP_API void amp_buf_init_fixed(amp_buf *b, uint8_t *mem, size_t cap);
 /* Frees the memory of a growable buffer; a fixed one is only reset. */
 AMP_API void amp_buf_free(amp_buf *b);
@@ -162,6 +176,13 @@ typedef struct amp_message {
 /* AMP_OK, AMP_E_NO_ROLE (none of the three keys) or AMP_E_BAD_ERROR_BOX
  * (an error without code or description). Pointers point into `b`. */
 AMP_API amp_err amp_box_classify(const amp_box *b, amp_message *out);
+
+/* Is this one of the keys the protocol itself uses in a box (_ask, _answer,
+ * _command, _error, _error_code, _error_description)? Such keys may not be
+ * passed as call arguments or answer fields. amp_key_is_reserved() is the
+ * same test on a bare key. */
+AMP_API int amp_key_is_reserved(const uint8_t *key, size_t key_len);
+AMP_API int amp_pair_is_reserved(const amp_pair *p);
 
 #ifdef __cplusplus
 }

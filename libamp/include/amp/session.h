@@ -14,7 +14,31 @@
  * Callbacks run from inside amp_session_feed(), amp_session_expire(),
  * amp_session_cancel() and amp_session_close(). Inside them the session may
  * be used freely, including amp_session_free(), which is then deferred until
- * the outermost of those functions returns. */
+ * the outermost of those functions returns.
+ *
+ * Threads, lifetimes, clocks
+ *   - Threads: none inside. A session, its requests and everything they
+ *     allocate belong to one thread at a time; no function here is safe to
+ *     call concurrently on the same session (different sessions on
+ *     different threads are independent: there is no global state). Every
+ *     callback runs on the thread that called into the session.
+ *   - Lifetimes: the caller owns the session until amp_session_free(). The
+ *     config is copied by amp_session_new() (its allocator struct and hash
+ *     key too); `events`, `usage` and the allocator's `ctx` are borrowed and
+ *     must outlive the session (`ctx` also its last unanswered request). A
+ *     request is owned by the session's user from its responder callback
+ *     until it is answered (which frees it), and may outlive the session.
+ *     Views (boxes, pairs, output) are valid as each function says.
+ *   - user_data: a responder's user_data can come with a destroy-notify
+ *     (amp_session_serve_full()), called exactly once when the responder is
+ *     unserved or replaced, or the session is freed (after every other
+ *     callback). Call callbacks' user_data is the caller's: each call
+ *     completes exactly once, which is the moment to release it.
+ *   - Clocks: none. Deadlines and `now` are values of the caller's own
+ *     monotonic clock, in any unit, compared only with each other.
+ *   - Memory: everything the session allocates (itself, its decoder, output
+ *     buffers, call table, responder table, requests) comes from the
+ *     config's allocator (NULL: malloc). */
 #ifndef AMP_SESSION_H
 #define AMP_SESSION_H
 
@@ -99,6 +123,11 @@ typedef struct amp_usage {
  * unanswered call is kept, so its size must be bounded. */
 #define AMP_MAX_TAG_LEN 255
 
+#define AMP_DEFAULT_OUTPUT_HIGH_WATER (1u << 20)
+#define AMP_DEFAULT_OUTPUT_HARD_CAP (64u << 20)
+
+/* Fill it with amp_session_config_init() (or zero it: zeroes mean the same
+ * defaults), then set what you need; fields may be added at the end. */
 typedef struct amp_session_config {
     amp_limits limits;          /* decoder caps (zeroes: defaults) */
     size_t output_high_water;   /* 0: 1 MiB */
@@ -112,11 +141,22 @@ typedef struct amp_session_config {
      * holds (amp_session_input_pending(); until the box completes, or the
      * session is closed or freed). The amp_usage must outlive the session. */
     amp_usage *usage;
+    /* Every allocation of the session goes through it (copied; see
+     * amp/alloc.h). NULL: malloc/realloc/free. */
+    const amp_allocator *allocator;
+    /* 16 secret random bytes keying the responder table, which peers fill
+     * with names of their choosing (copied). NULL: the platform's entropy
+     * (getrandom() on Linux); on a platform without one it is required. */
+    const uint8_t *hash_key;
 } amp_session_config;
 
+/* Defaults: limits from amp_limits_default(), the default water marks, no
+ * events, no accounting, malloc, the platform's entropy. */
+AMP_API void amp_session_config_init(amp_session_config *cfg);
+
 /* `cfg` may be NULL for defaults. AMP_OK, AMP_E_NOMEM, AMP_E_INVALID (bad
- * limits) or AMP_E_IO: no random key from getrandom() for the responder
- * table (which peers fill with names of their choosing). */
+ * limits, an allocator with a missing function, or no hash_key on a
+ * platform without entropy) or AMP_E_IO: the kernel gave no random key. */
 AMP_API amp_err amp_session_new(amp_session **out, const amp_session_config *cfg);
 /* Frees the session. Outstanding calls complete with AMP_E_CLOSED first.
  * Unanswered requests stay valid: answering them later returns AMP_E_CLOSED
@@ -130,11 +170,24 @@ AMP_API amp_err amp_session_serve(amp_session *s, const uint8_t *command, size_t
                                   amp_responder_cb cb, void *user_data);
 AMP_API amp_err amp_session_serve_str(amp_session *s, const char *command, amp_responder_cb cb,
                                       void *user_data);
-/* Stop serving. AMP_E_INVALID if not served. */
+/* The same with a destroy-notify for user_data (may be NULL): it runs
+ * exactly once, when the command is unserved or the session is freed (from
+ * inside amp_session_free(), or when a deferred free completes). It must not
+ * call into this session. If this function fails (AMP_E_DUPLICATE,
+ * AMP_E_NOMEM, AMP_E_INVALID) it never runs: user_data stays the caller's. */
+AMP_API amp_err amp_session_serve_full(amp_session *s, const uint8_t *command, size_t n,
+                                       amp_responder_cb cb, void *user_data,
+                                       amp_destroy_cb destroy);
+/* Stop serving (the responder's destroy-notify runs). AMP_E_INVALID if not
+ * served. */
+AMP_API amp_err amp_session_unserve(amp_session *s, const uint8_t *command, size_t n);
 AMP_API amp_err amp_session_unserve_str(amp_session *s, const char *command);
 /* The responder for commands nobody serves (NULL: answer UNHANDLED as
- * Twisted does, and close the connection for such a call without _ask). */
+ * Twisted does, and close the connection for such a call without _ask).
+ * Replaces the previous fallback, whose destroy-notify then runs. */
 AMP_API void amp_session_serve_fallback(amp_session *s, amp_responder_cb cb, void *user_data);
+AMP_API void amp_session_serve_fallback_full(amp_session *s, amp_responder_cb cb,
+                                             void *user_data, amp_destroy_cb destroy);
 
 /* The request's command and tag (NULL if it was sent without _ask). */
 AMP_API const amp_pair *amp_request_command(const amp_request *req);
