@@ -2,7 +2,16 @@
  * hashes, tokens stored as SHA-256 hashes, roles, and an ACL of allow/deny
  * rules by identity, action and command pattern. Deny wins; nothing is
  * allowed unless a rule allows it. An auth is an immutable snapshot: a
- * reload builds a new one. Loop thread only, except auth_password_run. */
+ * reload builds a new one.
+ *
+ * Who calls it: settings.c loads one (at start and on SIGHUP), login.c
+ * installs it and asks it every login and every ACL question; main.c's
+ * --hash-password uses auth_hash_password alone.
+ * Lifetimes: auth_load to auth_free; the identities it returns point into
+ * it and live as long as it (login.c re-checks every peer's identity
+ * against the new auth before freeing the old one).
+ * Threads: loop thread only, except auth_password_run (any thread: it
+ * works on the job's copies alone). */
 #ifndef AMP_BROKER_AUTH_H
 #define AMP_BROKER_AUTH_H
 

@@ -13,7 +13,10 @@
  *              compared without case); the user is LOCAL as written
  *   san-uri    the single subjectAltName URI entry PREFIX + REST (compared
  *              byte for byte); the user is REST
- */
+ *
+ * Who calls it: settings.c parses and checks the rule at start; login.c
+ * names the user when a TLS client connects. No state: any thread. The
+ * rule's `match` string stays the caller's (the settings'). */
 #ifndef AMP_BROKER_CERTID_H
 #define AMP_BROKER_CERTID_H
 

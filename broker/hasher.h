@@ -9,7 +9,11 @@
  * `done` is where its owner takes it back (and frees it). Workers run at a
  * lower scheduling priority (nice 10, SCHED_BATCH) so that the loop thread
  * wins the CPU while they hash, and with every signal blocked, so that
- * signals reach the loop's watchers. */
+ * signals reach the loop's watchers.
+ *
+ * Who calls it: login.c, which makes the pool when authentication is first
+ * installed and frees it with the router (after every peer is gone, so each
+ * task's `done` finds its peer detached). */
 #ifndef AMP_BROKER_HASHER_H
 #define AMP_BROKER_HASHER_H
 

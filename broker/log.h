@@ -7,7 +7,13 @@
  * marker. Peer-supplied strings should also go through log_field(), which
  * caps each one so it cannot crowd out the rest of the line, and lines a
  * peer can cause at will go through log_peer(), which rate-limits them per
- * peer. */
+ * peer.
+ *
+ * Who calls it: every file of the broker. log_threshold is set by main.c
+ * and settings.c before the loop starts. Threads: the loop thread (and the
+ * main thread before it: they are one); the login workers never log. A
+ * log_bucket is its owner's (one per peer, a few per router) and lives as
+ * long as it. */
 #ifndef AMP_BROKER_LOG_H
 #define AMP_BROKER_LOG_H
 

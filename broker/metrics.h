@@ -1,5 +1,8 @@
 /* An HTTP listener serving the broker's counters at /metrics in the
- * Prometheus text format. */
+ * Prometheus text format (router_metrics, written by stats.c).
+ *
+ * Who calls it: main.c, when metrics_listen is set. Lifetimes: it keeps
+ * the router pointer: metrics_free before router_free. Loop thread only. */
 #ifndef AMP_BROKER_METRICS_H
 #define AMP_BROKER_METRICS_H
 

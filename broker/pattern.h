@@ -1,5 +1,9 @@
 /* Subscription patterns: command names split into tokens at '.'; a '*'
- * token matches exactly one token, a final '>' token matches one or more. */
+ * token matches exactly one token, a final '>' token matches one or more.
+ *
+ * Who calls it: pubsub.c (checking what is subscribed), subindex.c and its
+ * test, auth.c (ACL rules are patterns). Pure functions on the caller's
+ * bytes: no state, any thread. */
 #ifndef AMP_BROKER_PATTERN_H
 #define AMP_BROKER_PATTERN_H
 

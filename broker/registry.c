@@ -113,7 +113,7 @@ static void on_forwarded(amp_session *s, uint64_t id, const amp_result *res, voi
         e = relay_answer(r, rl->req, res->box);
         r->stats.calls_answered++;
     } else if (res->status == AMP_E_REMOTE) {
-        r->stats.other_codes++; /* the provider's code: its own business */
+        stats_relayed_error(r); /* the provider's code: its own business */
         e = amp_request_error_bytes(rl->req, res->error_code->value, res->error_code->value_len,
                                     res->error_description->value,
                                     res->error_description->value_len, 0);

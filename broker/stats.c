@@ -37,6 +37,11 @@ void stats_error(router *r, const uint8_t *code, size_t n)
     r->stats.other_codes++;
 }
 
+void stats_relayed_error(router *r)
+{
+    r->stats.other_codes++;
+}
+
 void stats_close(router *r, int reason)
 {
     size_t i;

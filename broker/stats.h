@@ -6,7 +6,7 @@
  * never costs a call. stats.c owns their names, help texts and order, and
  * reads the gauges (connections, commands, subscriptions, queued bytes)
  * from the rooms through their functions. Error codes are counted through
- * stats_error() and stats_close() only (reply.c does it for every error the
+ * stats_error(), stats_relayed_error() and stats_close() only (reply.c does it for every error the
  * broker answers with).
  *
  * Loop thread only. Lives inside the router, from router_new to router_free. */
@@ -38,7 +38,7 @@ struct stats {
         logins_throttled, logins_over_user_cap, cert_identities_refused,
         credentials_revoked, budget_events_dropped, budget_calls_refused,
         budget_connections_closed, box_timeouts, metrics_refused, listener_shed_gone;
-    /* stats.c's: through stats_error() and stats_close() */
+    /* stats.c's: through the stats_ functions below */
     uint64_t codes[STATS_BROKER_CODES];
     uint64_t other_codes; /* relayed from providers, and anything unknown */
     struct {
@@ -51,6 +51,9 @@ void stats_init(router *r);
 /* An error code answered: one of the broker's own is counted by name,
  * anything else (a provider's code) under "other". */
 void stats_error(router *r, const uint8_t *code, size_t n);
+/* An error relayed from a provider: counted under "other" whatever its
+ * code, so no peer can take one of the broker's names. */
+void stats_relayed_error(router *r);
 /* A connection closed for this libamp error. */
 void stats_close(router *r, int reason);
 /* amp.Stats: every counter and the errors by code. */

@@ -5,7 +5,11 @@
  * failure. Keys are hashed with a per-process random key (SipHash-2-4), so
  * a peer cannot aim names at one slot; a full set evicts the entry with the
  * fewest failures (oldest first), so a spray of fresh names cannot push a
- * user under attack out of the table. Loop thread only. */
+ * user under attack out of the table.
+ *
+ * Who calls it: login.c, which makes its tables with the login workers and
+ * frees them with the router. Loop thread only; time is passed in (the
+ * loop's monotonic ev_now). */
 #ifndef AMP_BROKER_THROTTLE_H
 #define AMP_BROKER_THROTTLE_H
 
