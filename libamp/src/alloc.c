@@ -1,11 +1,14 @@
 /* The allocator hook: NULL means the C library's allocator. Sizes of 0 are
- * turned into 1 so that an embedder's allocator never sees a zero size. */
+ * turned into 1 so that an embedder's allocator never sees a zero size.
+ * Every path to memory goes through an amp_allocator (NULL: std_allocator),
+ * so that a build without malloc (AMP_NO_MALLOC) only swaps that one. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc_internal.h"
 
+#ifndef AMP_NO_MALLOC
 static void *std_alloc(void *ctx, size_t n)
 {
     (void)ctx;
@@ -23,6 +26,31 @@ static void std_free(void *ctx, void *p)
     (void)ctx;
     free(p);
 }
+#else
+/* Built with AMP_CORE_MALLOC=OFF, for firmware that must not link the C
+ * library's allocator: NULL stands for an allocator that refuses every
+ * request (AMP_E_NOMEM), so every object needs an allocator of its own. */
+static void *std_alloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    (void)n;
+    return NULL;
+}
+
+static void *std_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    (void)p;
+    (void)n;
+    return NULL;
+}
+
+static void std_free(void *ctx, void *p)
+{
+    (void)ctx;
+    (void)p;
+}
+#endif
 
 static const amp_allocator std_allocator = {std_alloc, std_realloc, std_free, NULL};
 
@@ -35,15 +63,15 @@ void *amp__alloc(const amp_allocator *a, size_t n)
 {
     if (!n)
         n = 1;
-    return a ? a->alloc(a->ctx, n) : malloc(n);
+    if (!a)
+        a = &std_allocator;
+    return a->alloc(a->ctx, n);
 }
 
 void *amp__calloc(const amp_allocator *a, size_t count, size_t size)
 {
     if (size && count > SIZE_MAX / size)
         return NULL;
-    if (!a)
-        return calloc(count ? count : 1, size ? size : 1);
     void *p = amp__alloc(a, count * size);
     if (p)
         memset(p, 0, count * size);
@@ -56,17 +84,18 @@ void *amp__realloc(const amp_allocator *a, void *p, size_t n)
         n = 1;
     if (!p)
         return amp__alloc(a, n);
-    return a ? a->realloc(a->ctx, p, n) : realloc(p, n);
+    if (!a)
+        a = &std_allocator;
+    return a->realloc(a->ctx, p, n);
 }
 
 void amp__free(const amp_allocator *a, void *p)
 {
     if (!p)
         return;
-    if (a)
-        a->free(a->ctx, p);
-    else
-        free(p);
+    if (!a)
+        a = &std_allocator;
+    a->free(a->ctx, p);
 }
 
 void *amp__memdup(const amp_allocator *a, const void *p, size_t n)

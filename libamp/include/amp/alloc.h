@@ -3,7 +3,10 @@
  * Threads, lifetimes, clocks
  *   - No global state: an allocator is passed to each object that allocates
  *     (amp_buf, amp_decoder, amp_session, amp_strmap) and kept there. NULL
- *     always means the C library's malloc/realloc/free.
+ *     always means the C library's malloc/realloc/free, except in a core
+ *     built with AMP_CORE_MALLOC=OFF (firmware that must link no malloc):
+ *     there NULL means an allocator that refuses every request, so each
+ *     object needs one of its own.
  *   - The core never calls an allocator from more than the one thread that
  *     is using the object it belongs to; an allocator shared by objects on
  *     several threads must itself be thread-safe.
@@ -44,7 +47,8 @@ typedef struct amp_allocator {
  * exactly once, when the object lets go of it. */
 typedef void (*amp_destroy_cb)(void *user_data);
 
-/* The allocator NULL stands for: malloc, realloc and free. */
+/* The allocator NULL stands for: malloc, realloc and free (with
+ * AMP_CORE_MALLOC=OFF: one whose alloc and realloc return NULL). */
 AMP_API const amp_allocator *amp_allocator_default(void);
 
 #ifdef __cplusplus
