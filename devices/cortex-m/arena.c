@@ -71,7 +71,8 @@ static uint32_t block_for(size_t n)
     return need < MIN_BLOCK ? MIN_BLOCK : need;
 }
 
-/* Cut a used block down to `need`, returning the tail to the free space. */
+/* Cut a used block down to `need`, returning the tail to the free space.
+ * The caller accounts for the block's size after the cut. */
 static void split(amp_arena *a, hdr *h, uint32_t need)
 {
     uint32_t have = bsize(h);
@@ -82,7 +83,6 @@ static void split(amp_arena *a, hdr *h, uint32_t need)
     rest->prev = need;
     h->size = need | USED;
     link_next(a, rest);
-    a->in_use -= have - need;
     hdr *after = next(a, rest);
     if (after && !used(after)) { /* keep free space in one piece */
         rest->size += bsize(after);
@@ -90,9 +90,10 @@ static void split(amp_arena *a, hdr *h, uint32_t need)
     }
 }
 
-static void account(amp_arena *a, uint32_t n)
+/* A used block went from `before` bytes to bsize(h). */
+static void account(amp_arena *a, const hdr *h, uint32_t before)
 {
-    a->in_use += n;
+    a->in_use = a->in_use - before + bsize(h);
     if (a->in_use > a->high_water)
         a->high_water = a->in_use;
 }
@@ -104,8 +105,8 @@ void *amp_arena_alloc(amp_arena *a, size_t n)
         if (used(h) || bsize(h) < need)
             continue;
         h->size |= USED;
-        account(a, bsize(h));
         split(a, h, need);
+        account(a, h, 0);
         return (uint8_t *)h + HDR;
     }
     a->failures++;
@@ -144,16 +145,16 @@ void *amp_arena_realloc(amp_arena *a, void *p, size_t n)
         return NULL;
     }
     hdr *h = header_of(p);
+    uint32_t before = bsize(h);
     hdr *nx = next(a, h);
-    if (bsize(h) < need && nx && !used(nx) && bsize(h) + bsize(nx) >= need) {
+    if (before < need && nx && !used(nx) && before + bsize(nx) >= need) {
         /* grow in place into the free block after */
-        uint32_t extra = bsize(nx);
-        h->size += extra;
+        h->size += bsize(nx);
         link_next(a, h);
-        account(a, extra);
     }
     if (bsize(h) >= need) {
         split(a, h, need);
+        account(a, h, before);
         return p;
     }
     void *q = amp_arena_alloc(a, n);

@@ -28,6 +28,23 @@ Test(arena, allocations_are_aligned_and_disjoint)
     cr_assert(a.high_water > 0);
 }
 
+Test(arena, counts_what_is_allocated_not_what_is_free)
+{
+    amp_arena a;
+    amp_arena_init(&a, mem, sizeof mem);
+    void *p = amp_arena_alloc(&a, 100);
+    cr_assert(p != NULL);
+    cr_assert_eq(a.in_use, 112, "100 bytes, an 8-byte header, rounded to 8: %zu", a.in_use);
+    cr_assert_eq(a.high_water, a.in_use);
+    p = amp_arena_realloc(&a, p, 1000); /* grows in place */
+    cr_assert_eq(a.in_use, 1008);
+    p = amp_arena_realloc(&a, p, 10); /* shrinks in place */
+    cr_assert_eq(a.in_use, 24);
+    cr_assert_eq(a.high_water, 1008);
+    amp_arena_free(&a, p);
+    cr_assert_eq(a.in_use, 0);
+}
+
 Test(arena, freed_neighbours_merge_into_one_block)
 {
     amp_arena a;
