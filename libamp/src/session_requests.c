@@ -1,6 +1,5 @@
 /* The conversation layer, part two: serving. Responders, the requests that
  * incoming calls become, and the answers and errors that end them. */
-#include <stdio.h>
 #include <string.h>
 
 #include "session_private.h"
@@ -170,6 +169,25 @@ static amp_err send_error(amp_session *s, const uint8_t *tag, size_t tag_len, co
     return send_error_bytes(s, tag, tag_len, (const uint8_t *)code, strlen(code), desc, desc_len);
 }
 
+/* "... (N bytes)", the marker of a cut value, without printf (the core
+ * links no stdio for this). Returns its length (at most 34). */
+static size_t cut_marker(char *out, size_t n)
+{
+    char digits[24];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    size_t len = 0;
+    memcpy(out, "... (", 5);
+    len += 5;
+    while (nd)
+        out[len++] = digits[--nd];
+    memcpy(out + len, " bytes)", 7);
+    return len + 7;
+}
+
 /* Append `p` cut to at most `max` bytes: whole when it fits, else a prefix
  * (not splitting a UTF-8 sequence) and "... (N bytes)". */
 static amp_err append_bounded(amp_buf *out, const uint8_t *p, size_t n, size_t max)
@@ -177,14 +195,14 @@ static amp_err append_bounded(amp_buf *out, const uint8_t *p, size_t n, size_t m
     if (n <= max)
         return amp_buf_append(out, p, n);
     char marker[48];
-    int mn = snprintf(marker, sizeof marker, "... (%zu bytes)", n);
-    size_t keep = max - (size_t)mn;
+    size_t mn = cut_marker(marker, n);
+    size_t keep = max - mn;
     for (int i = 0; i < 3 && keep && (p[keep] & 0xc0) == 0x80; i++)
         keep--;
-    amp_err r = amp_buf_reserve(out, keep + (size_t)mn);
+    amp_err r = amp_buf_reserve(out, keep + mn);
     if (r == AMP_OK) {
         amp_buf_append(out, p, keep);
-        amp_buf_append(out, (const uint8_t *)marker, (size_t)mn);
+        amp_buf_append(out, (const uint8_t *)marker, mn);
     }
     return r;
 }
@@ -199,8 +217,7 @@ amp_err amp_unhandled_description(amp_buf *out, const uint8_t *name, size_t n)
         r = amp_bytes_repr(out, name, n <= AMP_UNHANDLED_NAME_MAX ? n : AMP_UNHANDLED_NAME_MAX);
     if (r == AMP_OK && n > AMP_UNHANDLED_NAME_MAX) {
         char marker[48];
-        int mn = snprintf(marker, sizeof marker, "... (%zu bytes)", n);
-        r = amp_buf_append(out, (const uint8_t *)marker, (size_t)mn);
+        r = amp_buf_append(out, (const uint8_t *)marker, cut_marker(marker, n));
     }
     if (r != AMP_OK)
         out->len = len;

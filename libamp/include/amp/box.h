@@ -1,7 +1,23 @@
-/* Framing: AMP boxes to and from bytes. No I/O, no clocks.
+/* Framing: AMP boxes to and from bytes (part of libamp-core).
  *
  * A box is a sequence of pairs, each `u16be keylen, key, u16be vallen, value`,
- * ended by a zero key length. Keys are 1..255 bytes, values 0..65535 bytes. */
+ * ended by a zero key length. Keys are 1..255 bytes, values 0..65535 bytes.
+ *
+ * Threads, lifetimes, clocks
+ *   - Threads: none inside, no global state. A decoder or an amp_buf is used
+ *     by one thread at a time; separate ones are independent. The pure
+ *     functions (amp_box_find, amp_box_classify, amp_box_measure,
+ *     amp_key_is_reserved, ...) may run on any thread at any time.
+ *   - Lifetimes: the caller owns each decoder (amp_decoder_new* to
+ *     amp_decoder_free) and each amp_buf (a plain struct; amp_buf_free
+ *     releases its memory). Blocks fed to a decoder are lent, never kept
+ *     past the AMP_AGAIN that ends them; returned boxes are views whose
+ *     lifetime is stated below. amp_pair and amp_box never own what they
+ *     point to.
+ *   - Memory: through the allocator the object was given (amp/alloc.h);
+ *     NULL means malloc. The decoder allocates only for a box split across
+ *     blocks, never beyond its limits.
+ *   - Clocks: none. */
 #ifndef AMP_BOX_H
 #define AMP_BOX_H
 

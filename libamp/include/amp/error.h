@@ -9,6 +9,10 @@
  *   -300 .. -399 value errors: a typed value that does not parse or encode
  *   -400 .. -499 call outcomes: how a call ended other than with an answer
  *   -500 .. -599 transport errors: sockets, TLS, endpoints
+ *
+ * Threads, lifetimes, clocks: plain values and pure functions (part of
+ * libamp-core); amp_strerror() and amp_errname() return static strings that
+ * live forever and may be called from any thread.
  */
 #ifndef AMP_ERROR_H
 #define AMP_ERROR_H

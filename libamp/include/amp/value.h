@@ -1,8 +1,25 @@
-/* Typed argument values, byte-identical to Twisted's amp argument types.
+/* Typed argument values, byte-identical to Twisted's amp argument types
+ * (part of libamp-core).
  * Parsers are strict (see spec/amp.md, "Argument types"): they accept the
  * canonical form Twisted emits and reject what it would not emit. Formatters
  * write exactly Twisted's bytes. None of these functions allocate unless they
- * are given a growable amp_buf. */
+ * are given a growable amp_buf (which then uses its own allocator).
+ *
+ * Threads, lifetimes, clocks
+ *   - Threads: every function here is a pure function of its arguments and
+ *     may run on any thread concurrently (an amp_buf being appended to is
+ *     the caller's and must not be shared meanwhile). Floats parse and print
+ *     in the "C" locale whatever the process or thread locale (on a libc
+ *     without locale handles, such as picolibc, as long as the program
+ *     does not switch its locale).
+ *   - Lifetimes: outputs go into caller memory (fixed arrays of the stated
+ *     maximum length, or an amp_buf); views (amp_list_next's element,
+ *     amp_decimal.digits) point into the caller's input or scratch and live
+ *     as long as those.
+ *   - Clocks: none. amp_datetime is a value, never read from a clock.
+ *   - Structured (MessagePack) values are checked here, in the core, by a
+ *     validator of its own: no MessagePack library is linked. Build them
+ *     with any MessagePack library (amp-cli and the tests use msgpack-c). */
 #ifndef AMP_VALUE_H
 #define AMP_VALUE_H
 
