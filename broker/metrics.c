@@ -2,7 +2,8 @@
  * /metrics only, 8 KiB of request at most, 5 s to send it and read the
  * answer, at most MAX_CLIENTS at once. Nothing blocks or spins: the answer
  * is written as the socket takes it, and when the process is out of
- * descriptors the listener sheds the waiting connection and pauses. */
+ * descriptors the listener (libamp's amp_acceptor, as for AMP listeners)
+ * sheds the waiting connection and pauses. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -23,13 +24,11 @@
 struct metrics_server {
     struct ev_loop *loop;
     router *r;
-    int fd, port;
+    amp_acceptor *acc;
+    int port;
     struct sockaddr_storage addr; /* bound: for the URL in the log */
     socklen_t addr_len;
-    int spare;      /* a descriptor held back for EMFILE; -1 if none */
     size_t clients; /* connected now */
-    ev_io io;
-    ev_timer pause; /* accepting resumes after an EMFILE */
 };
 
 struct client {
@@ -119,30 +118,15 @@ static void client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     client_free(w->data);
 }
 
-static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_shed(amp_acceptor *a, void *ud)
 {
-    metrics_server *m = w->data;
-    if (m->spare < 0)
-        m->spare = amp_reserve_fd();
-    ev_io_start(loop, &m->io);
+    metrics_server *m = ud;
+    router_metrics_refused(m->r);
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(amp_acceptor *a, int fd, void *ud)
 {
-    metrics_server *m = w->data;
-    uint64_t shed = 0;
-    int fd = amp_accept_or_shed(m->fd, SOCK_NONBLOCK | SOCK_CLOEXEC, &m->spare, &shed);
-    if (shed)
-        router_metrics_refused(m->r);
-    if (fd < 0) {
-        /* out of descriptors (the waiting client was shed) or memory: pause */
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            ev_io_stop(loop, &m->io);
-            ev_timer_set(&m->pause, EMFILE_PAUSE, 0);
-            ev_timer_start(loop, &m->pause);
-        }
-        return;
-    }
+    metrics_server *m = ud;
     struct client *c = m->clients < MAX_CLIENTS ? calloc(1, sizeof *c) : NULL;
     if (!c) { /* busy: a scraper asks again */
         close(fd);
@@ -157,8 +141,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     c->io.data = c;
     ev_timer_init(&c->timer, client_timeout, CLIENT_SECONDS, 0);
     c->timer.data = c;
-    ev_io_start(loop, &c->io);
-    ev_timer_start(loop, &c->timer);
+    ev_io_start(m->loop, &c->io);
+    ev_timer_start(m->loop, &c->timer);
 }
 
 metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, router *r, char *err,
@@ -172,49 +156,33 @@ metrics_server *metrics_listen(struct ev_loop *loop, const char *endpoint, route
         amp_endpoint_free(&ep);
         return NULL;
     }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    hints.ai_family = ep.host ? AF_UNSPEC : AF_INET;
-    char port[16];
-    snprintf(port, sizeof port, "%d", ep.port);
     metrics_server *m = calloc(1, sizeof *m);
-    int g = getaddrinfo(ep.host, port, &hints, &ai);
-    if (g || !m) {
-        snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, g ? gai_strerror(g) : "");
-        goto fail;
+    if (!m) {
+        snprintf(err, err_len, "metrics endpoint '%s': out of memory", endpoint);
+        amp_endpoint_free(&ep);
+        return NULL;
     }
-    m->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (m->fd < 0 || bind(m->fd, ai->ai_addr, ai->ai_addrlen) || listen(m->fd, 16)) {
-        snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, strerror(errno));
-        goto fail;
-    }
-    m->addr_len = sizeof m->addr;
-    getsockname(m->fd, (struct sockaddr *)&m->addr, &m->addr_len);
-    m->port = m->addr.ss_family == AF_INET6
-                  ? ntohs(((struct sockaddr_in6 *)&m->addr)->sin6_port)
-                  : ntohs(((struct sockaddr_in *)&m->addr)->sin_port);
     m->loop = loop;
     m->r = r;
-    m->spare = amp_reserve_fd();
-    ev_io_init(&m->io, accept_cb, m->fd, EV_READ);
-    m->io.data = m;
-    ev_timer_init(&m->pause, resume_accepting, EMFILE_PAUSE, 0);
-    m->pause.data = m;
-    ev_io_start(loop, &m->io);
-    freeaddrinfo(ai);
+    ep.backlog = 16;
+    amp_acceptor_config acfg;
+    amp_acceptor_config_init(&acfg);
+    acfg.accept = on_accept;
+    acfg.shed = on_shed;
+    acfg.user_data = m;
+    acfg.pause = EMFILE_PAUSE;
+    char why[256] = "";
+    if (amp_acceptor_new(loop, &ep, &acfg, &m->acc, why, sizeof why) != AMP_OK) {
+        snprintf(err, err_len, "metrics endpoint '%s': %s", endpoint, why);
+        free(m);
+        amp_endpoint_free(&ep);
+        return NULL;
+    }
+    m->port = amp_acceptor_port(m->acc);
+    m->addr_len = sizeof m->addr;
+    getsockname(amp_acceptor_fd(m->acc), (struct sockaddr *)&m->addr, &m->addr_len);
     amp_endpoint_free(&ep);
     return m;
-fail:
-    if (ai)
-        freeaddrinfo(ai);
-    if (m && m->fd > 0)
-        close(m->fd);
-    free(m);
-    amp_endpoint_free(&ep);
-    return NULL;
 }
 
 int metrics_port(const metrics_server *m)
@@ -237,10 +205,6 @@ void metrics_free(metrics_server *m)
 {
     if (!m)
         return;
-    ev_io_stop(m->loop, &m->io);
-    ev_timer_stop(m->loop, &m->pause);
-    close(m->fd);
-    if (m->spare >= 0)
-        close(m->spare);
+    amp_acceptor_free(m->acc);
     free(m);
 }

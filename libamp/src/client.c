@@ -1,4 +1,6 @@
-/* The blocking client: a private loop run until the awaited thing happens. */
+/* The blocking client: a private loop run until the awaited thing happens,
+ * or until amp_client_wakeup() (an ev_async: the one thing another thread
+ * may do to a client) interrupts the wait. */
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,8 @@
 struct amp_client {
     struct ev_loop *loop;
     amp_conn *conn;   /* NULL once closed */
+    ev_async wake;    /* amp_client_wakeup() sends it, from any thread */
+    int woken;        /* a wakeup arrived, not yet used to end a wait */
     int ready;
     int closed_reason;
     char error[300];
@@ -74,7 +78,23 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     *(int *)w->data = 1;
 }
 
-/* Run the loop until *flag is set, the connection closes, or `timeout`. */
+static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+    ((amp_client *)w->data)->woken = 1;
+}
+
+/* One wakeup ends one wait: this one if it is still waiting, else it is
+ * absorbed by a wait that ended anyway. */
+static int take_wakeup(amp_client *c, int finished)
+{
+    if (!c->woken)
+        return 0;
+    c->woken = 0;
+    return !finished;
+}
+
+/* Run the loop until *flag is set, the connection closes, `timeout`, or a
+ * wakeup: 0, 2, 1 or 3. */
 static int run_until(amp_client *c, const int *flag, double timeout)
 {
     int expired = 0;
@@ -83,9 +103,11 @@ static int run_until(amp_client *c, const int *flag, double timeout)
     t.data = &expired;
     if (timeout > 0)
         amp__timer_start_fresh(c->loop, &t, timeout);
-    while (!*flag && !expired && c->conn)
+    while (!*flag && !expired && c->conn && !c->woken)
         ev_run(c->loop, EVRUN_ONCE);
     ev_timer_stop(c->loop, &t);
+    if (take_wakeup(c, *flag || expired || !c->conn))
+        return 3;
     return *flag ? 0 : expired ? 1 : 2;
 }
 
@@ -118,6 +140,9 @@ amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint *ep, do
         free(c);
         return AMP_E_NOMEM;
     }
+    ev_async_init(&c->wake, on_wake);
+    c->wake.data = c;
+    ev_async_start(c->loop, &c->wake);
     amp_conn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.callbacks.ready = on_ready;
@@ -125,6 +150,7 @@ amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint *ep, do
     cfg.user_data = c;
     amp_err r = amp_connect_endpoint(c->loop, ep, &cfg, &c->conn, err, err_len);
     if (r != AMP_OK) {
+        ev_async_stop(c->loop, &c->wake);
         ev_loop_destroy(c->loop);
         free(c);
         return r;
@@ -133,7 +159,7 @@ amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint *ep, do
     if (outcome != 0) {
         if (err && err_len)
             snprintf(err, err_len, "%s", outcome == 1 ? "connection timed out" : c->error);
-        r = outcome == 1 ? AMP_E_TIMEOUT : c->closed_reason;
+        r = outcome == 1 ? AMP_E_TIMEOUT : c->closed_reason ? c->closed_reason : AMP_E_CANCELLED;
         amp_client_free(c);
         return r;
     }
@@ -163,10 +189,15 @@ amp_err amp_client_call(amp_client *c, const char *command, const amp_pair *args
     if (!c->conn)
         return AMP_E_CLOSED;
     struct wait w = {0, NULL, AMP_OK};
-    amp_err r = amp_conn_call(c->conn, command, args, n, timeout, on_result, &w, NULL);
+    uint64_t id;
+    amp_err r = amp_conn_call(c->conn, command, args, n, timeout, on_result, &w, &id);
     if (r != AMP_OK)
         return r;
-    run_until(c, &w.done, 0); /* the call's own deadline ends the wait */
+    /* the call's own deadline ends the wait, or a wakeup: then the call is
+     * cancelled now (completing with AMP_E_CANCELLED into `w`, on this
+     * stack, while it is alive; a late answer is dropped) */
+    if (run_until(c, &w.done, 0) == 3 && !w.done)
+        amp_session_cancel(amp_conn_session(c->conn), id);
     if (!w.done) /* cannot happen: closing completes every call */
         return AMP_E_CLOSED;
     if (w.alloc != AMP_OK)
@@ -198,17 +229,20 @@ amp_err amp_client_start_tls(amp_client *c, const amp_tls_config *tls, double ti
     ev_init(&t, on_timeout);
     t.data = &expired;
     amp__timer_start_fresh(c->loop, &t, timeout > 0 ? timeout : 30);
-    while (!w.done && !expired && c->conn && !amp_conn_is_tls(c->conn))
+    while (!w.done && !expired && c->conn && !amp_conn_is_tls(c->conn) && !c->woken)
         ev_run(c->loop, EVRUN_ONCE);
     ev_timer_stop(c->loop, &t);
+    int woken = take_wakeup(c, w.done || !c->conn || amp_conn_is_tls(c->conn));
     if (!w.done && c->conn && !amp_conn_is_tls(c->conn)) {
-        /* Timed out with the StartTLS call outstanding (its callback points
-         * at `w`, on this stack) or the handshake half done: the stream is
-         * in no state to use, and a late answer must not reach this frame.
-         * Aborting completes the call now, while `w` is still alive. */
+        /* Timed out or woken with the StartTLS call outstanding (its
+         * callback points at `w`, on this stack) or the handshake half
+         * done: the stream is in no state to use, and a late answer must
+         * not reach this frame. Aborting completes the call now, while `w`
+         * is still alive. */
         amp_conn_abort(c->conn);
-        snprintf(c->error, sizeof c->error, "StartTLS timed out");
-        return AMP_E_TIMEOUT;
+        snprintf(c->error, sizeof c->error, "%s",
+                 woken ? "StartTLS interrupted by amp_client_wakeup()" : "StartTLS timed out");
+        return woken ? AMP_E_CANCELLED : AMP_E_TIMEOUT;
     }
     if (w.done)
         return w.alloc;
@@ -241,6 +275,7 @@ void amp_client_free(amp_client *c)
     }
     if (c->conn)
         amp_conn_abort(c->conn); /* runs on_closed, which clears c->conn */
+    ev_async_stop(c->loop, &c->wake);
     ev_loop_destroy(c->loop);
     free(c);
 }
@@ -248,6 +283,12 @@ void amp_client_free(amp_client *c)
 int amp_client_fd(const amp_client *c)
 {
     return c->conn ? amp_conn_fd(c->conn) : -1;
+}
+
+void amp_client_wakeup(amp_client *c)
+{
+    if (c)
+        ev_async_send(c->loop, &c->wake); /* thread- and signal-safe */
 }
 
 void amp_client_step(amp_client *c)

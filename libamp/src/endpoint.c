@@ -72,11 +72,9 @@ amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char
 {
     if (!text || !out)
         return AMP_E_INVALID;
-    memset(out, 0, sizeof *out);
+    amp_endpoint_init(out);
+    out->kind = 0; /* set by the parse */
     out->server = server;
-    out->backlog = 50;
-    out->mode = -1;
-    out->timeout = 30;
     char *buf = strdup(text);
     if (!buf)
         return AMP_E_NOMEM;
@@ -210,6 +208,21 @@ amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char
     if (!server && out->kind == AMP_ENDPOINT_SSL && !out->tls.hostname)
         out->tls.hostname = out->host;
     return AMP_OK;
+}
+
+void amp_tls_config_init(amp_tls_config *tls)
+{
+    memset(tls, 0, sizeof *tls);
+}
+
+void amp_endpoint_init(amp_endpoint *ep)
+{
+    memset(ep, 0, sizeof *ep);
+    ep->kind = AMP_ENDPOINT_TCP;
+    ep->backlog = 50;
+    ep->mode = -1;
+    ep->timeout = 30;
+    amp_tls_config_init(&ep->tls);
 }
 
 void amp_endpoint_free(amp_endpoint *ep)

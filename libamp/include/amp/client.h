@@ -1,7 +1,21 @@
 /* A blocking client for scripts, tools and bindings, built on amp_conn with
  * a private libev loop. Also usable from a foreign event loop: watch
  * amp_client_fd() for reading, and call amp_client_step() when it is
- * readable, after starting calls, and when amp_client_timeout() elapses. */
+ * readable, after starting calls, and when amp_client_timeout() elapses.
+ *
+ * Threads, lifetimes, clocks
+ * - Threads: a client belongs to one thread at a time: its functions must
+ *   not run concurrently with each other. The exception is
+ *   amp_client_wakeup(), safe from any thread and from a signal handler at
+ *   any time between amp_client_connect() returning the client and
+ *   amp_client_free() being called (make sure the other thread is done
+ *   with it, e.g. join it, before freeing).
+ * - Lifetimes: the client owns its loop, its connection and their
+ *   callbacks; amp_client_free() closes the connection. A reply belongs to
+ *   the caller until amp_reply_free(); it does not depend on the client.
+ *   Error texts are the client's, valid until its next call or free.
+ * - Clocks: timeouts are seconds on a monotonic clock counted from the
+ *   call, however long the client sat idle before. */
 #ifndef AMP_CLIENT_H
 #define AMP_CLIENT_H
 
@@ -53,6 +67,20 @@ AMP_API amp_conn *amp_client_conn(amp_client *c);
 /* Why the connection failed or closed. */
 AMP_API const char *amp_client_error_text(const amp_client *c);
 AMP_API void amp_client_free(amp_client *c);
+
+/* Interrupt a wait, from any thread (see above). A blocked
+ * amp_client_call() returns AMP_E_CANCELLED promptly: its call is
+ * cancelled (*reply, status AMP_E_CANCELLED, is set as usual; a late answer
+ * is dropped and counted by amp_session_late_answers()); the connection
+ * stays usable. A blocked amp_client_start_tls() returns AMP_E_CANCELLED
+ * and, as on its timeout, closes the connection. One wakeup ends one wait:
+ * if none is in progress it is kept, and the next amp_client_call() or
+ * amp_client_start_tls() returns AMP_E_CANCELLED at once (several wakeups
+ * before a wait count as one); a wait that completes in the same loop turn
+ * as the wakeup returns its outcome and uses the wakeup up.
+ * amp_client_step() never blocks and leaves a pending wakeup pending. Made
+ * with an ev_async on the client's loop (async-signal-safe). */
+AMP_API void amp_client_wakeup(amp_client *c);
 
 /* Foreign loops. */
 AMP_API int amp_client_fd(const amp_client *c);

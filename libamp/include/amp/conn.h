@@ -1,11 +1,39 @@
 /* Connections: an amp_session over TCP, a UNIX socket or TLS, on a
  * caller-supplied libev loop.
  *
- * Ownership: a connection is freed by the library after its `closed`
- * callback returns; until then the handle stays valid, also inside its own
- * callbacks, where amp_conn_close() and amp_conn_abort() are safe (the work
- * is deferred until the callback returns). Listeners are freed by
- * amp_listener_free(), which leaves accepted connections running.
+ * Threads, lifetimes, clocks
+ * - Threads: a connection, a listener and an acceptor belong to the thread
+ *   that runs their loop; every function here must be called from that
+ *   thread (libev loops are not thread-safe), except amp_reserve_fd(),
+ *   amp_accept_or_shed(), amp_listen_socket() and the *_init() functions,
+ *   which touch no loop. To reach a loop from another thread use an
+ *   ev_async of your own (the blocking client has amp_client_wakeup()).
+ *   Connecting to a host name runs getaddrinfo() in a short-lived thread of
+ *   its own; its result comes back to the loop's thread.
+ * - Lifetimes: a connection is freed by the library after its `closed`
+ *   callback returns; until then the handle stays valid, also inside its
+ *   own callbacks, where amp_conn_close() and amp_conn_abort() are safe (the
+ *   work is deferred until the callback returns). Listeners are freed by
+ *   amp_listener_free() and acceptors by amp_acceptor_free(), safe inside
+ *   their own accept callbacks (the free completes when the callback
+ *   returns); accepted connections keep running.
+ * - user_data: each user_data the library keeps may come with a
+ *   destroy-notify (amp_conn_config.user_data_free,
+ *   amp_conn_set_callbacks_full(), amp_listener_set_user_data_free(),
+ *   amp_acceptor_config.user_data_free).
+ *   It runs exactly once, on the loop's thread: when the user_data or its
+ *   notify is replaced (amp_conn_set_callbacks*() with another pair), or when
+ *   the object is freed (a connection: after its `closed` callback has
+ *   returned). Creation that fails (an error returned at once) never calls
+ *   it: the caller still owns the user_data. That is the moment a language
+ *   binding drops its reference.
+ * - Memory: every string and struct passed in is copied or used only during
+ *   the call, unless its comment says otherwise; strings returned are the
+ *   object's, valid as long as it is.
+ * - Clocks: every timeout and deadline is in seconds on a monotonic clock
+ *   (CLOCK_MONOTONIC, which libev's timers also use), counted from the call
+ *   that starts it, however long the loop sat idle before; wall-clock jumps
+ *   change nothing.
  *
  * Writes: calls and answers made on amp_conn_session() are buffered by the
  * session and written before the loop next blocks (several at once when
@@ -45,6 +73,9 @@ typedef struct amp_conn_callbacks {
     void (*backpressure)(amp_conn *c, int over, void *user_data);
 } amp_conn_callbacks;
 
+/* Every callback NULL. */
+AMP_API void amp_conn_callbacks_init(amp_conn_callbacks *cb);
+
 typedef struct amp_conn_config {
     amp_limits limits;        /* decoder caps; zeroes: defaults */
     size_t output_high_water; /* 0: 1 MiB */
@@ -65,7 +96,18 @@ typedef struct amp_conn_config {
                            them; 0 (default): none, every descriptor received
                            is closed at once. Beyond the cap, closed at once.
                            Each refused one counts in amp_conn_fds_refused() */
+    /* May be NULL: releases user_data (see "user_data" above). Not allowed
+     * in a listener's config, whose user_data every accepted connection
+     * shares: set one per connection with amp_conn_set_callbacks_full() in
+     * the accept callback. */
+    void (*user_data_free)(void *user_data);
 } amp_conn_config;
+
+/* Today's defaults, written out: limits from amp_limits_default(),
+ * output_high_water 1 MiB, output_hard_cap 64 MiB, handshake_timeout 10,
+ * no callbacks, the rest 0. A zeroed struct (or NULL) behaves the same;
+ * calling this first keeps a caller right when fields are added. */
+AMP_API void amp_conn_config_init(amp_conn_config *cfg);
 
 /* Connect to a client endpoint string (see endpoint.h). AMP_OK means the
  * attempt started: `ready` or `closed` follows. A host name is resolved
@@ -96,10 +138,14 @@ AMP_API amp_err amp_conn_adopt(struct ev_loop *loop, int fd, const amp_conn_conf
 typedef void (*amp_accept_cb)(amp_listener *l, amp_conn *c, void *user_data);
 
 /* Listen on a server endpoint string. `cfg` applies to every accepted
- * connection. */
+ * connection (AMP_E_INVALID if it has a user_data_free). */
 AMP_API amp_err amp_listen(struct ev_loop *loop, const char *endpoint, const amp_conn_config *cfg,
                            amp_accept_cb cb, void *user_data, amp_listener **out, char *err,
                            size_t err_len);
+/* A destroy-notify for amp_listen()'s user_data: runs once, when the
+ * listener is freed (after the accept callback that freed it returns). */
+AMP_API void amp_listener_set_user_data_free(amp_listener *l,
+                                             void (*user_data_free)(void *user_data));
 /* The bound TCP port (useful with tcp:0), or -1 for UNIX sockets. */
 AMP_API int amp_listener_port(const amp_listener *l);
 /* Connections accepted and closed at once because the process was out of
@@ -111,8 +157,55 @@ AMP_API uint64_t amp_listener_shed(const amp_listener *l);
  * connections keep running. */
 AMP_API void amp_listener_free(amp_listener *l);
 
-/* For other listening sockets (the reserve-descriptor trick every libamp
- * listener uses): accept4() that survives a full descriptor table. On
+/* ---- Listening sockets for other protocols --------------------------------
+ * What amp_listen() is built on, for servers of other protocols on the same
+ * loop (the broker's HTTP metrics endpoint): one way to bind and accept. */
+
+/* Bind and listen on a server endpoint: tcp: and ssl: (TLS is the
+ * caller's) on its interface, by default every IPv4 address as in Twisted,
+ * with SO_REUSEADDR; unix: at its path (a socket file left by a process
+ * that is gone is replaced; EADDRINUSE if someone listens there; `mode`
+ * applied). Backlog: the endpoint's. *fd gets a non-blocking, close-on-exec
+ * listening socket the caller owns (and the UNIX path: unlink it when
+ * done); *port (may be NULL) the bound TCP port (tcp:0 picks one), -1 for
+ * UNIX. AMP_OK, AMP_E_INVALID (not a server endpoint), AMP_E_RESOLVE,
+ * AMP_E_IO, with a message in err. */
+AMP_API amp_err amp_listen_socket(const amp_endpoint *ep, int *fd, int *port, char *err,
+                                  size_t err_len);
+
+/* Accepting on a loop, with a descriptor held in reserve: when the process
+ * is out of descriptors (EMFILE, ENFILE) the waiting connection is accepted
+ * with the reserve and closed at once (its client sees the close instead of
+ * waiting; `shed` runs), and accepting pauses for `pause` seconds; so does
+ * running out of memory. */
+typedef struct amp_acceptor amp_acceptor;
+/* A new connection: `fd` is non-blocking and close-on-exec, and now the
+ * callee's. amp_acceptor_free() is safe in here. */
+typedef void (*amp_acceptor_cb)(amp_acceptor *a, int fd, void *user_data);
+typedef struct amp_acceptor_config {
+    amp_acceptor_cb accept;  /* NULL: every connection is closed */
+    /* May be NULL: a connection was shed (amp_acceptor_shed() counts it). */
+    void (*shed)(amp_acceptor *a, void *user_data);
+    void *user_data;
+    void (*user_data_free)(void *user_data); /* may be NULL; see above */
+    double pause;            /* seconds; 0: 0.1 */
+} amp_acceptor_config;
+/* No callbacks; pause 0.1 s. */
+AMP_API void amp_acceptor_config_init(amp_acceptor_config *cfg);
+/* amp_listen_socket(ep) accepting on `loop`. `cfg` NULL: defaults. */
+AMP_API amp_err amp_acceptor_new(struct ev_loop *loop, const amp_endpoint *ep,
+                                 const amp_acceptor_config *cfg, amp_acceptor **out, char *err,
+                                 size_t err_len);
+AMP_API int amp_acceptor_fd(const amp_acceptor *a);
+/* The bound TCP port, -1 for UNIX. */
+AMP_API int amp_acceptor_port(const amp_acceptor *a);
+/* Connections shed for want of descriptors. */
+AMP_API uint64_t amp_acceptor_shed(const amp_acceptor *a);
+/* Closes the socket now (and removes a UNIX socket's path). */
+AMP_API void amp_acceptor_free(amp_acceptor *a);
+
+/* The reserve-descriptor trick on its own: accept4() that survives a full
+ * descriptor table. On
  * EMFILE or ENFILE it closes *spare (a descriptor held in reserve, from
  * amp_reserve_fd()), accepts the pending connection and closes it, opens
  * *spare again, adds one to *shed (may be NULL) and returns -1 with errno
@@ -123,6 +216,14 @@ AMP_API int amp_accept_or_shed(int listen_fd, int flags, int *spare, uint64_t *s
 /* A descriptor to hold in reserve (/dev/null), or -1. */
 AMP_API int amp_reserve_fd(void);
 
+/* Replace the callbacks and user_data (cb NULL: none), with the
+ * destroy-notify of that user_data (may be NULL). The previous user_data's
+ * notify runs now, unless the same user_data and the same notify are
+ * installed again (then nothing runs and the notify stays). */
+AMP_API void amp_conn_set_callbacks_full(amp_conn *c, const amp_conn_callbacks *cb,
+                                         void *user_data,
+                                         void (*user_data_free)(void *user_data));
+/* The same with no destroy-notify for the new user_data. */
 AMP_API void amp_conn_set_callbacks(amp_conn *c, const amp_conn_callbacks *cb, void *user_data);
 AMP_API amp_session *amp_conn_session(amp_conn *c);
 AMP_API struct ev_loop *amp_conn_loop(amp_conn *c);

@@ -11,7 +11,19 @@
  *          unix:PATH  or  unix:path=PATH[:timeout=SECONDS]
  * A backslash escapes the next character (so "\:" is a colon in a value).
  * caCerts, clientCert and hostname are this project's additions; the rest is
- * Twisted's. */
+ * Twisted's.
+ *
+ * Threads, lifetimes, clocks
+ * - Threads: nothing here touches a loop or shared state: any thread may
+ *   parse, init and free, each on its own structs.
+ * - Lifetimes: a parsed amp_endpoint owns its strings (storage_) until
+ *   amp_endpoint_free(); amp_connect_endpoint() and amp_acceptor_new()
+ *   copy what they keep, so the endpoint may be freed right after. An
+ *   endpoint or amp_tls_config filled by hand points at the caller's
+ *   strings, which must outlive the call they are passed to; then
+ *   amp_endpoint_free() frees nothing of them.
+ * - Clocks: `timeout` is seconds on a monotonic clock from the connect
+ *   call. */
 #ifndef AMP_ENDPOINT_H
 #define AMP_ENDPOINT_H
 
@@ -57,6 +69,11 @@ typedef struct amp_tls_config {
                                   name the host. No endpoint option sets it. */
 } amp_tls_config;
 
+/* The defaults: every field NULL or 0 (verify the peer, system CAs). A
+ * zeroed struct is the same; calling this keeps a caller right when fields
+ * are added. */
+AMP_API void amp_tls_config_init(amp_tls_config *tls);
+
 /* A parsed endpoint. Strings point into the struct's own storage. */
 typedef struct amp_endpoint {
     amp_endpoint_kind kind;
@@ -73,6 +90,11 @@ typedef struct amp_endpoint {
 
 /* Parse `text` as a server (server = 1) or client endpoint. On error returns
  * AMP_E_ENDPOINT and writes a message saying what is wrong into err. */
+/* The defaults of a parsed endpoint, for one filled by hand: a TCP client
+ * (kind AMP_ENDPOINT_TCP, server 0), no host or path, backlog 50, mode -1,
+ * timeout 30, amp_tls_config_init(). Set kind, host and port (or path)
+ * before use. (A zeroed endpoint has a timeout of 0: it times out at once.) */
+AMP_API void amp_endpoint_init(amp_endpoint *ep);
 AMP_API amp_err amp_endpoint_parse(const char *text, int server, amp_endpoint *out, char *err,
                                    size_t err_len);
 AMP_API void amp_endpoint_free(amp_endpoint *ep);
