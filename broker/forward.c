@@ -4,18 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The conversation keys and the broker's own _timeout: everything else is
- * forwarded byte for byte. */
-int forward_reserved(const amp_pair *p)
+/* The protocol's own keys (libamp's list) and the broker's _timeout, which
+ * sets the deadline of a routed call: everything else is forwarded byte for
+ * byte. */
+static int reserved(const amp_pair *p)
 {
-    static const char *keys[] = {"_ask", "_answer", "_command", "_error", "_error_code",
-                                 "_error_description", "_timeout"};
-    if (!p->key_len || p->key[0] != '_')
-        return 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (p->key_len == strlen(keys[i]) && !memcmp(p->key, keys[i], p->key_len))
-            return 1;
-    return 0;
+    return amp_pair_is_reserved(p) ||
+           (p->key_len == 8 && !memcmp(p->key, "_timeout", 8));
 }
 
 amp_pair *forward_pairs(const amp_box *b, amp_pair stack[FORWARD_STACK], size_t *n)
@@ -23,7 +18,7 @@ amp_pair *forward_pairs(const amp_box *b, amp_pair stack[FORWARD_STACK], size_t 
     amp_pair *v = b->count > FORWARD_STACK ? malloc(b->count * sizeof *v) : stack;
     *n = 0;
     for (size_t i = 0; v && i < b->count; i++)
-        if (!forward_reserved(&b->pairs[i]))
+        if (!reserved(&b->pairs[i]))
             v[(*n)++] = b->pairs[i];
     return v;
 }

@@ -1,5 +1,6 @@
 /* What of a box the broker forwards: every pair but the reserved ones (the
- * conversation's keys and the broker's own _timeout), byte for byte. Used
+ * protocol's keys, amp_pair_is_reserved(), and the broker's own _timeout),
+ * byte for byte. Used
  * for routed calls, their answers and events.
  *
  * forward_pairs() gives views into the box: they stay valid as long as the
@@ -15,8 +16,6 @@
 /* Room for the pairs of most boxes without an allocation. */
 #define FORWARD_STACK 64
 
-/* Is `p` one the broker keeps to itself? */
-int forward_reserved(const amp_pair *p);
 /* The forwarded pairs of `b` (their count in *n): in `stack` when they fit,
  * else in an array to give back with forward_pairs_free(); NULL if out of
  * memory. */

@@ -538,6 +538,42 @@ def test_routed_keys_are_untouched_byte_for_byte():
         b.stop()
 
 
+@pytest.mark.parametrize("extra", [0, 100])  # 100: more pairs than the broker keeps on its stack
+def test_reserved_keys_stay_with_the_broker(extra):
+    """_timeout and the protocol's keys are the broker's: never forwarded in a
+    call, an answer or an event; every other key is, in order."""
+    b = broker()
+    try:
+        prov = socket.create_connection(("127.0.0.1", b.port))
+        prov.settimeout(10)
+        prov.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Register"),
+                              (b"command", b"Raw")]))
+        sub = socket.create_connection(("127.0.0.1", b.port))
+        sub.settimeout(10)
+        sub.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Subscribe"),
+                             (b"pattern", b"ev.>")]))
+        assert read_box(prov, b"")[0] == [(b"_answer", b"1")]
+        assert read_box(sub, b"")[0] == [(b"_answer", b"1")]
+        args = [(b"k%d" % i, b"v%d" % i) for i in range(extra)] + [(b"_timeoutx", b"kept")]
+        caller = socket.create_connection(("127.0.0.1", b.port))
+        caller.settimeout(10)
+        caller.sendall(raw_box([(b"_command", b"Raw"), (b"_ask", b"c1"),
+                                (b"_timeout", b"5000")] + args))
+        fwd, _ = read_box(prov, b"")
+        assert [k for k, _ in fwd[:2]] == [b"_ask", b"_command"] and fwd[2:] == args
+        answer = args + [(b"_timeout", b"1")]
+        prov.sendall(raw_box([(b"_answer", fwd[0][1])] + answer))
+        got, _ = read_box(caller, b"")
+        assert got == [(b"_answer", b"c1")] + args
+        caller.sendall(raw_box([(b"_command", b"ev.x"), (b"_timeout", b"7")] + args))
+        got, _ = read_box(sub, b"")
+        assert got == [(b"_command", b"ev.x")] + args
+        for s in (caller, prov, sub):
+            s.close()
+    finally:
+        b.stop()
+
+
 def http_get(port, path):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path.encode())
