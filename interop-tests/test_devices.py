@@ -155,6 +155,7 @@ def test_sensor_on_the_bus_under_qemu_arm(armhf):
 
     b = broker()
     peer = device = None
+    device_status = None
     try:
         wanted = 5
         peer = Proc([*SENSOR_PEER, b.endpoint, "s1", str(wanted)], r"^subscribed")
@@ -184,7 +185,8 @@ def test_sensor_on_the_bus_under_qemu_arm(armhf):
     finally:
         if device:
             device.stop()
-            assert device.proc.returncode == 0, "amp-sensor did not exit cleanly on SIGTERM"
+            device_status = device.proc.returncode
         if peer:
             peer.stop()
         b.stop()
+    assert device_status == 0, "amp-sensor did not exit cleanly on SIGTERM"
