@@ -90,6 +90,8 @@ def test_cortex_m_runs_every_golden_vector(cortex_m):
     assert status == 0, out
     for group, count in vector_counts().items():
         assert "PASS %s: %d vectors" % (group, count) in lines, out
+    # the core without malloc: an object given no allocator gets no memory
+    assert "PASS no-malloc: 2 vectors" in lines, out
     assert not [l for l in lines if l.startswith("FAIL")], out
     m = re.search(r"ALL PASSED: 0 failures; memory high water (\d+) bytes of (\d+)", out)
     assert m and 0 < int(m.group(1)) <= int(m.group(2)), out

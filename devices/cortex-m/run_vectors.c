@@ -773,6 +773,28 @@ static void run_session(void)
     report("session", 3, failures - before);
 }
 
+#ifdef DEVICE_CORE_WITHOUT_MALLOC
+/* The core was built with AMP_CORE_MALLOC=OFF: an object given no
+ * allocator gets no memory (and the image has no malloc to give it). */
+static void run_no_malloc(void)
+{
+    unsigned before = failures;
+    amp_decoder *d = NULL;
+    amp_err r = amp_decoder_new(&d, NULL);
+    if (r != AMP_E_NOMEM)
+        FAIL("no-malloc: a decoder without an allocator: %s", amp_errname(r));
+    if (d)
+        amp_decoder_free(d);
+    amp_buf b;
+    amp_buf_init(&b);
+    r = amp_buf_append(&b, (const uint8_t *)"x", 1);
+    if (r != AMP_E_NOMEM)
+        FAIL("no-malloc: a buffer without an allocator: %s", amp_errname(r));
+    amp_buf_free(&b);
+    report("no-malloc", 2, failures - before);
+}
+#endif
+
 int main(void)
 {
     device_init();
@@ -789,6 +811,9 @@ int main(void)
     check_leaks("conversation");
     run_session();
     check_leaks("session");
+#ifdef DEVICE_CORE_WITHOUT_MALLOC
+    run_no_malloc();
+#endif
     printf("%s: %u failures; memory high water %lu bytes of %lu\n",
            failures ? "FAILED" : "ALL PASSED", failures, (unsigned long)device_mem_high_water(),
            (unsigned long)device_mem_size());
