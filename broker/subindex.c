@@ -31,8 +31,11 @@ struct subindex_node {
 };
 
 /* Literal edges of every node: open addressing over node pointers, a slot
- * chosen by SipHash of (parent pointer, token) under a random key, so
- * peer-chosen tokens cannot be made to collide. */
+ * chosen by the SipHash of the token under a random key, so peer-chosen
+ * tokens cannot be made to collide, mixed with the parent's address. The
+ * token's hash does not depend on the parent, so a match hashes each token
+ * of the name once, however many nodes it looks it up under (a '*' path
+ * beside the literal one). */
 struct edges {
     struct subindex_node **slots; /* NULL until the first literal node */
     size_t mask, count;
@@ -42,10 +45,10 @@ struct edges {
 struct subindex {
     struct subindex_node *root; /* no token: its own allocation */
     struct edges edges;
-    uint8_t *buf;   /* (parent, token) to hash: room for the longest token */
-    size_t buf_cap; /* stored; a longer one cannot be found */
     size_t count, nodes;
 };
+
+_Static_assert(SUBINDEX_MAX_TOKENS % 64 == 0, "a whole word of matching.hashed per 64");
 
 #define MIN_SLOTS 16
 /* The table is rebuilt smaller when this sparse: after a crowd of
@@ -67,17 +70,27 @@ subindex *subindex_new(void)
 
 /* ---- edges --------------------------------------------------------------------- */
 
-static uint64_t edge_hash(subindex *ix, const struct subindex_node *parent, const uint8_t *tok,
-                          size_t n)
+static uint64_t token_hash(const subindex *ix, const uint8_t *tok, size_t n)
 {
-    memcpy(ix->buf, &parent, sizeof parent);
-    memcpy(ix->buf + sizeof parent, tok, n);
-    return amp_siphash24(ix->edges.key, ix->buf, sizeof parent + n);
+    return amp_siphash24(ix->edges.key, tok, n);
 }
 
-static uint64_t node_hash(subindex *ix, const struct subindex_node *nd)
+/* The edge's hash: the token's, mixed with the parent's address (the
+ * finaliser of MurmurHash3, a bijection: edges under one parent collide
+ * only where their tokens' SipHashes do). */
+static uint64_t edge_hash(const struct subindex_node *parent, uint64_t th)
 {
-    return edge_hash(ix, nd->parent, nd->token, nd->token_len);
+    uint64_t h = th ^ ((uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15u);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 33);
+}
+
+static uint64_t node_hash(const subindex *ix, const struct subindex_node *nd)
+{
+    return edge_hash(nd->parent, token_hash(ix, nd->token, nd->token_len));
 }
 
 /* The slot holding the edge, or the empty slot ending its probe sequence. */
@@ -91,13 +104,13 @@ static size_t edge_slot(const struct edges *t, const struct subindex_node *paren
     }
 }
 
-static struct subindex_node *edge_get(subindex *ix, const struct subindex_node *parent,
-                                      const uint8_t *tok, size_t n)
+/* The literal child of parent for tok, whose token_hash() is th. */
+static struct subindex_node *edge_get(const subindex *ix, const struct subindex_node *parent,
+                                      const uint8_t *tok, size_t n, uint64_t th)
 {
-    if (!parent->kids || sizeof parent + n > ix->buf_cap)
+    if (!parent->kids)
         return NULL;
-    uint64_t h = edge_hash(ix, parent, tok, n);
-    return ix->edges.slots[edge_slot(&ix->edges, parent, tok, n, h)];
+    return ix->edges.slots[edge_slot(&ix->edges, parent, tok, n, edge_hash(parent, th))];
 }
 
 /* Place nd (not in the table) in a table with room for it. */
@@ -193,7 +206,7 @@ static struct subindex_node *child(subindex *ix, struct subindex_node *nd, const
                                    size_t n)
 {
     int star = is_tok(t, n, '*');
-    struct subindex_node *c = star ? nd->star : edge_get(ix, nd, t, n);
+    struct subindex_node *c = star ? nd->star : edge_get(ix, nd, t, n, token_hash(ix, t, n));
     if (c)
         return c;
     size_t own = star ? 0 : n;
@@ -229,26 +242,15 @@ static int next_token(const uint8_t *x, size_t n, size_t *pos, const uint8_t **t
     return 1;
 }
 
-/* Room in ix->buf for the pattern's longest token; -1 if it cannot be had
- * or the pattern is too deep. */
-static int make_room(subindex *ix, const uint8_t *p, size_t n)
+/* 0 if the pattern fits a path of the trie: not too deep, no token
+ * longer than a node records. */
+static int fits(const uint8_t *p, size_t n)
 {
-    size_t pos = 0, tokens = 0, longest = 0, tn;
+    size_t pos = 0, tokens = 0, tn;
     const uint8_t *t;
-    while (next_token(p, n, &pos, &t, &tn)) {
-        tokens++;
-        longest = tn > longest ? tn : longest;
-    }
-    if (tokens > SUBINDEX_MAX_TOKENS || longest > UINT32_MAX)
-        return -1;
-    size_t need = sizeof(struct subindex_node *) + longest;
-    if (need <= ix->buf_cap)
-        return 0;
-    uint8_t *b = realloc(ix->buf, need);
-    if (!b)
-        return -1;
-    ix->buf = b;
-    ix->buf_cap = need;
+    while (next_token(p, n, &pos, &t, &tn))
+        if (++tokens > SUBINDEX_MAX_TOKENS || tn > UINT32_MAX)
+            return -1;
     return 0;
 }
 
@@ -313,7 +315,7 @@ static void bucket_remove(subindex_entry *e)
 int subindex_add(subindex *ix, const uint8_t *pattern, size_t n, subindex_entry *e,
                  void *owner)
 {
-    if (make_room(ix, pattern, n))
+    if (fits(pattern, n))
         return -1;
     struct subindex_node *nd = ix->root;
     size_t pos = 0, tn;
@@ -351,12 +353,16 @@ void subindex_remove(subindex *ix, subindex_entry *e)
 /* ---- matching ------------------------------------------------------------------ */
 
 struct matching {
-    subindex *ix;
+    const subindex *ix;
     const uint8_t *s;
     size_t n;
     void (*fn)(void *owner, void *ud);
     void *ud;
     size_t found;
+    /* token_hash() of the name's token at each depth, once needed: every
+     * node at one depth looks up the same token */
+    uint64_t th[SUBINDEX_MAX_TOKENS];
+    uint64_t hashed[SUBINDEX_MAX_TOKENS / 64]; /* a bit per depth */
 };
 
 /* Report the owners of nd's array k (0: ending here, 1: '>'). */
@@ -370,9 +376,11 @@ static void emit(struct matching *m, const struct subindex_node *nd, int k)
     m->found += b->n[k];
 }
 
-/* Report what below nd matches the name from byte `pos` on. Recursion is
- * as deep as the trie (SUBINDEX_MAX_TOKENS), whatever the name's length. */
-static void match_from(struct matching *m, const struct subindex_node *nd, size_t pos)
+/* Report what below nd, at `depth` tokens from the root, matches the name
+ * from byte `pos` on. Recursion is as deep as the trie
+ * (SUBINDEX_MAX_TOKENS), whatever the name's length. */
+static void match_from(struct matching *m, const struct subindex_node *nd, size_t depth,
+                       size_t pos)
 {
     const uint8_t *t;
     size_t tn;
@@ -381,18 +389,27 @@ static void match_from(struct matching *m, const struct subindex_node *nd, size_
         return;
     }
     emit(m, nd, 1); /* '>': one or more tokens left */
-    const struct subindex_node *lit = edge_get(m->ix, nd, t, tn);
-    if (lit)
-        match_from(m, lit, pos);
+    if (nd->kids && depth < SUBINDEX_MAX_TOKENS) { /* a node that deep has none */
+        uint64_t bit = (uint64_t)1 << depth % 64;
+        if (!(m->hashed[depth / 64] & bit)) {
+            m->th[depth] = token_hash(m->ix, t, tn);
+            m->hashed[depth / 64] |= bit;
+        }
+        const struct subindex_node *lit = edge_get(m->ix, nd, t, tn, m->th[depth]);
+        if (lit)
+            match_from(m, lit, depth + 1, pos);
+    }
     if (nd->star)
-        match_from(m, nd->star, pos);
+        match_from(m, nd->star, depth + 1, pos);
 }
 
 size_t subindex_match(subindex *ix, const uint8_t *subject, size_t n,
                       void (*fn)(void *owner, void *ud), void *ud)
 {
-    struct matching m = {ix, subject, n, fn, ud, 0};
-    match_from(&m, ix->root, 0);
+    struct matching m;
+    m.ix = ix, m.s = subject, m.n = n, m.fn = fn, m.ud = ud, m.found = 0;
+    memset(m.hashed, 0, sizeof m.hashed); /* th[] is read only where set */
+    match_from(&m, ix->root, 0, 0);
     return m.found;
 }
 
@@ -445,7 +462,6 @@ void subindex_free(subindex *ix)
             free(t->slots[i]);
         }
     free(t->slots);
-    free(ix->buf);
     free(ix->root);
     free(ix);
 }

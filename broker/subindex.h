@@ -7,9 +7,11 @@
  * child; a final '>' puts it in the node's "rest" array instead of its
  * "ends here" array. The arrays hold (owner, entry) pairs side by side, so
  * a match reads them in order without touching the entries. Literal
- * edges of every node sit in one table keyed by (parent node, token),
- * hashed with SipHash under a random key, so peer-chosen tokens cannot be
- * made to collide. Nodes left with nothing below them are freed at once.
+ * edges of every node sit in one table keyed by (parent node, token): the
+ * token's SipHash under a random key, so peer-chosen tokens cannot be made
+ * to collide, mixed with the parent's address, so a match hashes each
+ * token of the name once. Nodes left with nothing below them are freed at
+ * once.
  * Memory: a node per literal or '*' token not shared with another pattern
  * (about 48 bytes plus the token, and a slot of the edge table), so
  * max_pattern_tokens bounds what one subscription can cost.

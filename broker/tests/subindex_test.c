@@ -177,6 +177,50 @@ static void depth(subindex *ix)
     free(name);
 }
 
+/* Literal tokens down to the deepest level, beside a path starting with
+ * '*': a match looks each token of the name up under both (its hash is
+ * made once per depth and shared), and a name one token longer, or with a
+ * different last token, matches neither. */
+static void deep_literals(subindex *ix)
+{
+    enum { T = SUBINDEX_MAX_TOKENS };
+    size_t n = 2 * T - 1;
+    uint8_t *lit = malloc(n + 2), *star = malloc(n), *name = malloc(n + 2);
+    for (size_t i = 0; i < n + 2; i += 2) {
+        lit[i] = name[i] = 't';
+        if (i + 1 < n + 2)
+            lit[i + 1] = name[i + 1] = '.';
+    }
+    memcpy(star, lit, n);
+    star[0] = '*';
+    struct sub a = {0}, b = {0};
+    if (subindex_add(ix, lit, n, &a.link, &a) || subindex_add(ix, star, n, &b.link, &b)) {
+        fprintf(stderr, "could not add %d-token patterns\n", T);
+        failures++;
+    }
+    size_t found = subindex_match(ix, name, n, hit, NULL);
+    if (found != 2 || a.hits != 1 || b.hits != 1) {
+        fprintf(stderr, "deep literals: %zu matches (expected 2)\n", found);
+        failures++;
+    }
+    found = subindex_match(ix, name, n + 2, hit, NULL); /* T + 1 tokens */
+    name[n - 1] = 'u';
+    found += subindex_match(ix, name, n, hit, NULL);
+    if (found || a.hits != 1 || b.hits != 1) {
+        fprintf(stderr, "deep literals: %zu matches of names that differ\n", found);
+        failures++;
+    }
+    subindex_remove(ix, &a.link);
+    subindex_remove(ix, &b.link);
+    if (subindex_nodes(ix)) {
+        fprintf(stderr, "deep literals removed: %zu nodes left\n", subindex_nodes(ix));
+        failures++;
+    }
+    free(lit);
+    free(star);
+    free(name);
+}
+
 /* Many distinct prefixes: the edge table grows, then shrinks as they go,
  * and every name still finds its own pattern alone. */
 static void bulk(subindex *ix)
@@ -237,6 +281,7 @@ int main(void)
         return 1;
     }
     depth(ix);
+    deep_literals(ix);
     bulk(ix);
     subindex_free(ix);
     if (failures) {
