@@ -518,7 +518,7 @@ static int usage(FILE *out, int code)
 int bench_pubsub(int argc, char **argv)
 {
     int runs = 5, nats = access(NATS_SERVER, X_OK) == 0;
-    size_t subs = 100000, events = 300000;
+    size_t subs = 100000, events = 1000000;
     const char *broker = AMP_BROKER_PATH;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
