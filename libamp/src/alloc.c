@@ -2,14 +2,12 @@
  * turned into 1 so that an embedder's allocator never sees a zero size.
  * Every path to memory goes through an amp_allocator (NULL: std_allocator),
  * so that a build without malloc (AMP_NO_MALLOC) only swaps that one. */
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "alloc_internal.h"
 
 #ifndef AMP_NO_MALLOC
-static void *std_alloc(void *ctx, size_t n)
+void *amp__std_alloc(void *ctx, size_t n)
 {
     (void)ctx;
     return malloc(n);
@@ -30,7 +28,7 @@ static void std_free(void *ctx, void *p)
 /* Built with AMP_CORE_MALLOC=OFF, for firmware that must not link the C
  * library's allocator: NULL stands for an allocator that refuses every
  * request (AMP_E_NOMEM), so every object needs an allocator of its own. */
-static void *std_alloc(void *ctx, size_t n)
+void *amp__std_alloc(void *ctx, size_t n)
 {
     (void)ctx;
     (void)n;
@@ -52,56 +50,30 @@ static void std_free(void *ctx, void *p)
 }
 #endif
 
-static const amp_allocator std_allocator = {std_alloc, std_realloc, std_free, NULL};
+static const amp_allocator std_allocator = {amp__std_alloc, std_realloc, std_free, NULL};
 
 const amp_allocator *amp_allocator_default(void)
 {
     return &std_allocator;
 }
 
-void *amp__alloc(const amp_allocator *a, size_t n)
+void *amp__alloc_hook(const amp_allocator *a, size_t n)
 {
-    if (!n)
-        n = 1;
     if (!a)
         a = &std_allocator;
     return a->alloc(a->ctx, n);
 }
 
-void *amp__calloc(const amp_allocator *a, size_t count, size_t size)
+void *amp__realloc_hook(const amp_allocator *a, void *p, size_t n)
 {
-    if (size && count > SIZE_MAX / size)
-        return NULL;
-    void *p = amp__alloc(a, count * size);
-    if (p)
-        memset(p, 0, count * size);
-    return p;
-}
-
-void *amp__realloc(const amp_allocator *a, void *p, size_t n)
-{
-    if (!n)
-        n = 1;
-    if (!p)
-        return amp__alloc(a, n);
     if (!a)
         a = &std_allocator;
     return a->realloc(a->ctx, p, n);
 }
 
-void amp__free(const amp_allocator *a, void *p)
+void amp__free_hook(const amp_allocator *a, void *p)
 {
-    if (!p)
-        return;
     if (!a)
         a = &std_allocator;
     a->free(a->ctx, p);
-}
-
-void *amp__memdup(const amp_allocator *a, const void *p, size_t n)
-{
-    void *d = amp__alloc(a, n);
-    if (d && n)
-        memcpy(d, p, n);
-    return d;
 }

@@ -134,11 +134,10 @@ amp_err amp_decoder_feed(amp_decoder *d, const uint8_t *p, size_t n)
     return AMP_OK;
 }
 
-static amp_err grow(const amp_allocator *a, void **arr, size_t *cap, size_t want, size_t elem,
-                    size_t max)
+/* The slow half of grow(), kept out of line so the check inlines into scan(). */
+static amp_err grow_to(const amp_allocator *a, void **arr, size_t *cap, size_t want,
+                       size_t elem, size_t max)
 {
-    if (want <= *cap)
-        return AMP_OK;
     if (want > max) /* only if the limits were lowered in the middle of a box */
         return AMP_E_BOX_TOO_LARGE;
     size_t n = *cap ? *cap * 2 : 16;
@@ -152,6 +151,12 @@ static amp_err grow(const amp_allocator *a, void **arr, size_t *cap, size_t want
     *arr = p;
     *cap = n;
     return AMP_OK;
+}
+
+static inline amp_err grow(const amp_allocator *a, void **arr, size_t *cap, size_t want,
+                           size_t elem, size_t max)
+{
+    return want <= *cap ? AMP_OK : grow_to(a, arr, cap, want, elem, max);
 }
 
 static inline size_t be16(const uint8_t *p)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "amp/box.h"
+#include "reserved_keys.h"
 
 const amp_pair *amp_box_find(const amp_box *b, const uint8_t *key, size_t key_len)
 {
@@ -49,18 +50,12 @@ amp_err amp_box_classify(const amp_box *b, amp_message *out)
     return AMP_E_NO_ROLE;
 }
 
-/* The keys of the protocol's own envelope; one list for the session and for
- * anything that relays boxes (the broker adds its own keys on top). */
 int amp_key_is_reserved(const uint8_t *k, size_t n)
 {
-    return k && n && k[0] == '_' &&
-           ((n == 4 && !memcmp(k, "_ask", 4)) || (n == 7 && !memcmp(k, "_answer", 7)) ||
-            (n == 6 && !memcmp(k, "_error", 6)) || (n == 8 && !memcmp(k, "_command", 8)) ||
-            (n == 11 && !memcmp(k, "_error_code", 11)) ||
-            (n == 18 && !memcmp(k, "_error_description", 18)));
+    return amp__key_reserved(k, n);
 }
 
 int amp_pair_is_reserved(const amp_pair *p)
 {
-    return p && amp_key_is_reserved(p->key, p->key_len);
+    return p && amp__key_reserved(p->key, p->key_len);
 }

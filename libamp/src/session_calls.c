@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "session_internal.h"
+#include "reserved_keys.h"
 #include "session_private.h"
 
 /* Give back call table memory after a burst (never while closing, which
@@ -141,7 +142,7 @@ static amp_err do_call(amp_session *s, const uint8_t *command, size_t command_le
     if (s->closed)
         return AMP_E_CLOSED;
     for (size_t i = 0; i < n; i++)
-        if (amp_pair_is_reserved(&args[i]))
+        if (amp__key_reserved(args[i].key, args[i].key_len))
             return AMP_E_INVALID;
     int no_answer = opts && opts->no_answer;
     uint64_t id = s->next_tag;

@@ -2,6 +2,7 @@
  * incoming calls become, and the answers and errors that end them. */
 #include <string.h>
 
+#include "reserved_keys.h"
 #include "session_private.h"
 
 /* ---- responders ---------------------------------------------------------- */
@@ -257,7 +258,7 @@ amp_err amp_request_answer(amp_request *req, const amp_pair *pairs, size_t n)
         r = AMP_E_CLOSED;
     } else if (req->tag) {
         for (size_t i = 0; i < n; i++)
-            if (amp_pair_is_reserved(&pairs[i]))
+            if (amp__key_reserved(pairs[i].key, pairs[i].key_len))
                 r = AMP_E_INVALID;
         amp_pair head = request_tag_pair(req, "_answer");
         if (r == AMP_OK)

@@ -1,6 +1,7 @@
 /* SipHash-2-4 (Aumasson and Bernstein, 2012): the keyed hash of every table
  * whose keys a peer chooses. */
 #include "amp/strmap.h"
+#include "siphash_internal.h"
 
 static uint64_t rotl(uint64_t x, int b)
 {
@@ -51,5 +52,16 @@ static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t n)
 uint64_t amp_siphash24(const uint8_t key[16], const uint8_t *p, size_t n)
 {
     return siphash(load_le64(key), load_le64(key + 8), p, n);
+}
+
+uint64_t amp__siphash_k(uint64_t k0, uint64_t k1, const uint8_t *p, size_t n)
+{
+    return siphash(k0, k1, p, n);
+}
+
+void amp__siphash_key(const uint8_t key[16], uint64_t *k0, uint64_t *k1)
+{
+    *k0 = load_le64(key);
+    *k1 = load_le64(key + 8);
 }
 

@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "alloc_internal.h"
+#include "siphash_internal.h"
 
 static uint64_t hash_of(const amp_strmap *m, const uint8_t *key, size_t n)
 {
-    return amp_siphash24(m->key, key, n);
+    return amp__siphash_k(m->k0, m->k1, key, n);
 }
 
 uint64_t amp_strmap_hash(const amp_strmap *m, const uint8_t *key, size_t n)
@@ -30,13 +31,14 @@ amp_err amp_strmap_init_with(amp_strmap *m, const uint8_t key[16],
     memset(m, 0, sizeof *m);
     if (allocator && (!allocator->alloc || !allocator->realloc || !allocator->free))
         return AMP_E_INVALID;
-    if (key) {
-        memcpy(m->key, key, sizeof m->key);
-    } else {
-        amp_err r = amp_random_key(m->key);
+    uint8_t random[16];
+    if (!key) {
+        amp_err r = amp_random_key(random);
         if (r != AMP_OK)
             return r;
+        key = random;
     }
+    amp__siphash_key(key, &m->k0, &m->k1);
     m->alloc = allocator ? *allocator : *amp_allocator_default();
     m->slots = amp__calloc(&m->alloc, 16, sizeof *m->slots);
     m->mask = 15;

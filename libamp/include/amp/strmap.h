@@ -44,7 +44,7 @@ struct amp_strmap_entry {
 typedef struct amp_strmap {
     struct amp_strmap_entry *slots; /* NULL until an init succeeds */
     size_t mask, count;
-    uint8_t key[16];       /* the SipHash key of this map */
+    uint64_t k0, k1;       /* the SipHash key of this map */
     amp_allocator alloc;   /* a copy of the map's allocator */
 } amp_strmap;
 
