@@ -23,6 +23,24 @@ void amp_session_config_init(amp_session_config *cfg)
     cfg->output_hard_cap = AMP_DEFAULT_OUTPUT_HARD_CAP;
 }
 
+void amp_session_events_init(amp_session_events *ev)
+{
+    if (ev)
+        memset(ev, 0, sizeof *ev);
+}
+
+void amp_usage_init(amp_usage *u)
+{
+    if (u)
+        memset(u, 0, sizeof *u);
+}
+
+void amp_call_opts_init(amp_call_opts *opts)
+{
+    if (opts)
+        memset(opts, 0, sizeof *opts);
+}
+
 static int allocator_ok(const amp_allocator *a)
 {
     return !a || (a->alloc && a->realloc && a->free);

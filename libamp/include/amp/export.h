@@ -1,5 +1,6 @@
-/* Symbol export macro: libamp is built with hidden visibility; only
- * declarations marked AMP_API are part of the public ABI. */
+/* Symbol export macro: libamp and libamp-core are built with hidden
+ * visibility; only declarations marked AMP_API are part of the public ABI.
+ * Threads, lifetimes, clocks: nothing here (a macro). */
 #ifndef AMP_EXPORT_H
 #define AMP_EXPORT_H
 

@@ -108,6 +108,10 @@ typedef struct amp_session_events {
     void (*closed)(amp_session *s, int reason, void *user_data);
 } amp_session_events;
 
+/* All events unset; set those you handle. Use it (or zero the struct) so
+ * that events added later stay unset in programs built before them. */
+AMP_API void amp_session_events_init(amp_session_events *ev);
+
 /* Bytes held by sessions that share one accounting (one thread): each
  * session adds the unsent output and the partial input box it holds and
  * removes them when they are released, closed or freed. */
@@ -117,6 +121,9 @@ typedef struct amp_usage {
     size_t request_bytes; /* requests (incoming calls) not answered yet: their
                              tag, command and bookkeeping */
 } amp_usage;
+
+/* Zero totals, before any session shares it. */
+AMP_API void amp_usage_init(amp_usage *u);
 
 /* Longest _ask a session accepts: a longer one is a protocol error
  * (AMP_E_TAG_TOO_LONG). Twisted's tags are short counters; the tag of every
@@ -221,6 +228,10 @@ typedef struct amp_call_opts {
                           amp_session_expire() is given now >= deadline */
     uint64_t deadline;
 } amp_call_opts;
+
+/* A call that wants an answer and has no deadline (the same as passing NULL
+ * opts); set fields after. */
+AMP_API void amp_call_opts_init(amp_call_opts *opts);
 
 /* Send a call. `args` must not contain reserved keys. On AMP_OK, *call_id
  * (may be NULL) identifies it for amp_session_cancel(). Errors (callback
