@@ -1,11 +1,15 @@
 /* amp-bench pubsub: does publishing cost what the matching subscribers
  * cost, whatever the number of subscriptions held? One publisher sends
- * events named EVENT_NAME to one subscriber of that name, first with no
- * other subscription, then with N (100,000) subscriptions that match none
- * of them, and the two rates are compared. Between the two, the N
- * subscriptions are made over the wire, and afterwards removed, both timed.
- * The same runs go through nats-server (its sublist is the reference for a
- * token trie) when it is installed.
+ * events named EVENT_NAME to one subscriber of that name through a server
+ * holding no other subscription and through a second one holding N
+ * (100,000) subscriptions that match none of them, and the two are
+ * compared: events/s, publish calls/s and the server's CPU time per event.
+ * The two servers run side by side and each run publishes through both,
+ * one after the other (in turn first), so that the machine's noise falls
+ * on both alike. Each run also removes the N subscriptions over the wire
+ * and makes them again, both timed. The same runs go through two
+ * nats-servers (its sublist is the reference for a token trie) when it is
+ * installed.
  *
  * Every client here speaks the wire protocol raw (bench_net.c), so what is
  * measured is the server. amp-broker is started with a settings file that
@@ -47,6 +51,12 @@ static int noise_pattern(size_t i, char *buf, size_t n)
 
 /* ---- one server under test ---------------------------------------------------- */
 
+/* What the clients send, made once for each protocol. */
+struct wire {
+    char *events, *subs, *unsubs;
+    size_t events_len, subs_len, unsubs_len;
+};
+
 struct server {
     const char *name;
     int amp; /* 0: nats-server */
@@ -54,8 +64,7 @@ struct server {
     int port;
     int ctl, done;     /* to the subscriber: events to expect; from it: a byte when had */
     struct bench_io *pub, *noise; /* publisher's and the N subscriptions' connections */
-    char *events, *subs, *unsubs; /* wire bytes, made once */
-    size_t events_len, subs_len, unsubs_len;
+    const struct wire *wire;
     uint64_t dropped;  /* events_dropped from amp.Stats, last seen */
     uint64_t held;     /* subscriptions from amp.Stats, last seen */
 };
@@ -82,12 +91,12 @@ static char *take(struct bench_io *scratch, size_t *len)
     return p;
 }
 
-static void make_wire(struct server *s, size_t events, size_t subs)
+static void make_wire(struct wire *s, int amp, size_t events, size_t subs)
 {
     static struct bench_io b; /* only its output buffer is used */
     char pat[64];
     for (size_t i = 0; i < events; i++) {
-        if (s->amp) {
+        if (amp) {
             rawbox_put(&b, "_command", EVENT_NAME, strlen(EVENT_NAME));
             rawbox_put(&b, "a", "13", 2);
             rawbox_put(&b, "b", "81", 2);
@@ -97,7 +106,7 @@ static void make_wire(struct server *s, size_t events, size_t subs)
             io_put(&b, pub, sizeof pub - 1);
         }
     }
-    if (s->amp) /* answered once every event before it is handled */
+    if (amp) /* answered once every event before it is handled */
         amp_call_box(&b, 1, "amp.Stats", NULL, NULL, 0);
     else
         io_put(&b, "PING\r\n", 6);
@@ -106,7 +115,7 @@ static void make_wire(struct server *s, size_t events, size_t subs)
         for (size_t i = 0; i < subs; i++) {
             int n = noise_pattern(i, pat, sizeof pat);
             char line[128];
-            if (s->amp)
+            if (amp)
                 amp_call_box(&b, i + 1, un ? "amp.Unsubscribe" : "amp.Subscribe", "pattern",
                              pat, (size_t)n);
             else if (un)
@@ -231,7 +240,27 @@ static int read_pong(struct bench_io *io)
 
 struct rates {
     double delivered, calls; /* events/s had by the subscriber; publish calls/s handled */
+    double cpu_ns;           /* the server's CPU time (all threads) per event */
 };
+
+/* CPU seconds a process has used, all threads (clock ticks: 10 ms here,
+ * so a phase should take the server a good part of a second). */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 /* Publish `events` and time both ends: the publisher's acknowledgement,
  * which comes once the server has handled every event, and the
@@ -241,8 +270,9 @@ static int timed_publish(struct server *s, size_t events, struct rates *r)
     uint64_t dropped = s->dropped;
     if (write(s->ctl, &events, sizeof events) != sizeof events)
         return -1;
+    double cpu0 = cpu_seconds(s->pid);
     double t0 = bench_now(), t_ack = 0, t_had = 0;
-    if (write_all(s->pub->fd, s->events, s->events_len))
+    if (write_all(s->pub->fd, s->wire->events, s->wire->events_len))
         return -1;
     struct pollfd p[2] = {{s->pub->fd, POLLIN, 0}, {s->done, POLLIN, 0}};
     while (!t_ack || !t_had) {
@@ -268,6 +298,7 @@ static int timed_publish(struct server *s, size_t events, struct rates *r)
     }
     r->calls = (double)events / (t_ack - t0);
     r->delivered = (double)events / (t_had - t0);
+    r->cpu_ns = (cpu_seconds(s->pid) - cpu0) / (double)events * 1e9;
     return 0;
 }
 
@@ -324,8 +355,8 @@ static int pump_amp(struct bench_io *io, const char *out, size_t len, size_t cal
 /* Make (or remove) the N subscriptions; the seconds it took, or -1. */
 static double timed_subscriptions(struct server *s, size_t subs, int un)
 {
-    const char *wire = un ? s->unsubs : s->subs;
-    size_t len = un ? s->unsubs_len : s->subs_len;
+    const char *wire = un ? s->wire->unsubs : s->wire->subs;
+    size_t len = un ? s->wire->unsubs_len : s->wire->subs_len;
     double t0 = bench_now();
     int bad;
     if (s->amp) {
@@ -340,25 +371,31 @@ static double timed_subscriptions(struct server *s, size_t subs, int un)
 
 struct figures {
     struct rates base, loaded;
-    double sub_s, unsub_s, bytes_per_sub;
+    double sub_s, unsub_s;
 };
 
-static int run(struct server *s, size_t events, size_t subs, struct figures *f)
+/* What amp-broker's amp.Stats said it holds: the subscriber's pattern,
+ * and the N on the loaded one. */
+static int holds(const struct server *s, size_t want)
 {
-    if (timed_publish(s, events, &f->base))
-        return -1;
-    long rss0 = bench_rss_kb(s->pid);
-    if ((f->sub_s = timed_subscriptions(s, subs, 0)) < 0)
-        return -1;
-    f->bytes_per_sub = (double)(bench_rss_kb(s->pid) - rss0) * 1024 / (double)subs;
-    if (timed_publish(s, events, &f->loaded))
-        return -1;
-    if (s->amp && s->held != subs + 1) {
-        fprintf(stderr, "amp-bench: amp-broker holds %llu subscriptions, not %zu\n",
-                (unsigned long long)s->held, subs + 1);
-        return -1;
+    if (!s->amp || s->held == want)
+        return 0;
+    fprintf(stderr, "amp-bench: amp-broker holds %llu subscriptions, not %zu\n",
+            (unsigned long long)s->held, want);
+    return -1;
+}
+
+/* sv[0] holds no other subscription, sv[1] the N. */
+static int run(struct server sv[2], int i, size_t events, size_t subs, struct figures *f)
+{
+    for (int k = 0; k < 2; k++) {
+        int j = (k + i) % 2; /* each goes first in every other run */
+        if (timed_publish(&sv[j], events, j ? &f->loaded : &f->base) ||
+            holds(&sv[j], j ? subs + 1 : 1))
+            return -1;
     }
-    if ((f->unsub_s = timed_subscriptions(s, subs, 1)) < 0)
+    if ((f->unsub_s = timed_subscriptions(&sv[1], subs, 1)) < 0 ||
+        (f->sub_s = timed_subscriptions(&sv[1], subs, 0)) < 0)
         return -1;
     return 0;
 }
@@ -377,7 +414,9 @@ static int broker_config(const char *dir, int port, size_t subs, char *path, siz
              "event_queue_bytes = 1073741824\noutput_soft_cap = 536870912\n"
              "output_hard_cap = 2147483648\nmax_queued_bytes = 4294967296\n",
              port, subs + 16, subs + 16);
-    return bench_write_file(dir, "broker.conf", text, path, n);
+    char name[64];
+    snprintf(name, sizeof name, "broker-%d.conf", port);
+    return bench_write_file(dir, name, text, path, n);
 }
 
 static int start(struct server *s, const char *broker, const char *dir, size_t subs)
@@ -411,6 +450,8 @@ static int start(struct server *s, const char *broker, const char *dir, size_t s
 
 static void finish(struct server *s)
 {
+    if (!s->pid)
+        return;
     if (s->subscriber > 0) {
         kill(s->subscriber, SIGKILL);
         waitpid(s->subscriber, NULL, 0);
@@ -424,9 +465,6 @@ static void finish(struct server *s)
             io_release(conns[i]);
             free(conns[i]);
         }
-    free(s->events);
-    free(s->subs);
-    free(s->unsubs);
 }
 
 /* ---- report -------------------------------------------------------------------- */
@@ -439,36 +477,45 @@ static double med(struct figures *f, int runs, size_t offset)
     return bench_median(v, runs);
 }
 
-/* The median of the per-run ratios loaded / base, and their range. */
-static double ratio(struct figures *f, int runs, int calls, double *lo, double *hi)
+/* The median of the per-run ratios loaded / base, and their range; -1 if
+ * there is none (a phase too short for the CPU clock's ticks). */
+static double ratio(struct figures *f, int runs, int which, double *lo, double *hi)
 {
     double v[MAX_RUNS];
-    for (int i = 0; i < runs; i++)
-        v[i] = calls ? f[i].loaded.calls / f[i].base.calls
-                     : f[i].loaded.delivered / f[i].base.delivered;
-    double m = bench_median(v, runs); /* sorts v */
+    int n = 0;
+    for (int i = 0; i < runs; i++) {
+        const struct rates *b = &f[i].base, *l = &f[i].loaded;
+        double den = which == 2 ? b->cpu_ns : which == 1 ? b->calls : b->delivered;
+        double num = which == 2 ? l->cpu_ns : which == 1 ? l->calls : l->delivered;
+        if (den > 0)
+            v[n++] = num / den;
+    }
+    if (!n)
+        return -1;
+    double m = bench_median(v, n); /* sorts v */
     *lo = v[0];
-    *hi = v[runs - 1];
+    *hi = v[n - 1];
     return m;
 }
 
 #define FIG(field) offsetof(struct figures, field)
 
-static void report(struct server *sv, int nsv, struct figures f[][MAX_RUNS], int runs,
-                   size_t events, size_t subs)
+static void report(const char *const *names, int nsv, struct figures f[][MAX_RUNS], int runs,
+                   size_t events, size_t subs, const double *bytes_per_sub)
 {
-    printf("amp-bench pubsub: libamp %s; one publisher -> one subscriber of %s, with 0\n"
-           "and with %zu subscriptions matching none of its events (4 in 6 share a prefix\n"
-           "with the name); %zu events a phase; loopback TCP, median of %d runs\n\n",
+    printf("amp-bench pubsub: libamp %s; one publisher -> one subscriber of %s, through a\n"
+           "server with no other subscription (0) and one holding %zu that match none of\n"
+           "its events (N; 4 in 6 share a prefix with the name); %zu events a phase, each\n"
+           "run through both; loopback TCP, median of %d runs\n\n",
            amp_version(), EVENT_NAME, subs, events, runs);
     printf("%-44s", "");
     for (int k = 0; k < nsv; k++)
-        printf(" %22s", sv[k].name);
+        printf(" %22s", names[k]);
     printf("\n");
     static const struct {
         const char *label;
         size_t off;
-        int ratio; /* -1: none; 0: delivered; 1: calls */
+        int ratio; /* -1: none; 0: delivered; 1: calls; 2: CPU */
         const char *fmt;
         double scale;
     } rows[] = {
@@ -476,9 +523,10 @@ static void report(struct server *sv, int nsv, struct figures f[][MAX_RUNS], int
         {"events/s delivered, N other subscriptions", FIG(loaded.delivered), 0, "%22.0f", 1},
         {"publish calls/s, 0 other subscriptions", FIG(base.calls), -1, "%22.0f", 1},
         {"publish calls/s, N other subscriptions", FIG(loaded.calls), 1, "%22.0f", 1},
+        {"server CPU per event, ns, 0 other subs", FIG(base.cpu_ns), -1, "%22.0f", 1},
+        {"server CPU per event, ns, N other subs", FIG(loaded.cpu_ns), 2, "%22.0f", 1},
         {"N subscribes over the wire, ms", FIG(sub_s), -1, "%22.1f", 1e3},
         {"N unsubscribes over the wire, ms", FIG(unsub_s), -1, "%22.1f", 1e3},
-        {"server memory per subscription, bytes", FIG(bytes_per_sub), -1, "%22.0f", 1},
     };
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
         printf("%-44s", rows[r].label);
@@ -490,14 +538,19 @@ static void report(struct server *sv, int nsv, struct figures f[][MAX_RUNS], int
         printf("%-44s", "  ratio N / 0 (lowest, highest run)");
         for (int k = 0; k < nsv; k++) {
             double lo, hi, m = ratio(f[k], runs, rows[r].ratio, &lo, &hi);
-            char cell[64];
-            snprintf(cell, sizeof cell, "%.2fx (%.2f, %.2f)", m, lo, hi);
+            char cell[64] = "-";
+            if (m >= 0)
+                snprintf(cell, sizeof cell, "%.2fx (%.2f, %.2f)", m, lo, hi);
             printf("%22s ", cell);
         }
         printf("\n");
     }
-    printf("\n(N = %zu, all on one connection: amp-broker started with max_subscriptions\n"
-           "and max_subscriptions_total raised to %zu; per-run ratios, then their median)\n",
+    printf("%-44s", "server memory per subscription, bytes");
+    for (int k = 0; k < nsv; k++)
+        printf("%22.0f ", bytes_per_sub[k]);
+    printf("\n\n(N = %zu, all on one connection: amp-broker started with max_subscriptions\n"
+           "and max_subscriptions_total raised to %zu; ratios per run, then their median;\n"
+           "memory: the resident size's growth over the first N subscribes)\n",
            subs, subs + 16);
 }
 
@@ -508,10 +561,12 @@ static int usage(FILE *out, int code)
     fprintf(out,
             "usage: amp-bench pubsub [--runs N] [--subs N] [--events N] [--quick]\n"
             "                        [--broker PATH] [--no-nats]\n\n"
-            "Publishing to one matching subscriber with 0 and with N (default 100,000)\n"
-            "subscriptions that match nothing (the ratio shows what they cost), and the\n"
-            "time to make and remove the N over the wire; amp-broker (PATH, default the\n"
-            "one built with amp-bench) beside nats-server. Medians of N runs (default 5).\n");
+            "Publishing to one matching subscriber through a server holding no other\n"
+            "subscription and one holding N (default 100,000) that match nothing, run\n"
+            "by run side by side: events/s, publish calls/s and the server's CPU time\n"
+            "per event, and their ratios (what the N cost); the time to remove and\n"
+            "make the N over the wire. amp-broker (PATH, default the one built with\n"
+            "amp-bench) beside nats-server. Medians of N runs (default 5).\n");
     return code;
 }
 
@@ -547,31 +602,50 @@ int bench_pubsub(int argc, char **argv)
         perror("amp-bench: mkdtemp");
         return 1;
     }
-    struct server sv[2] = {{.name = "amp-broker", .amp = 1}, {.name = "nats-server"}};
-    int nsv = nats ? 2 : 1, bad = 0;
+    /* for each protocol: [0] no other subscription, [1] the N */
+    static const char *const names[2] = {"amp-broker", "nats-server"};
+    static struct server sv[2][2];
+    static struct wire wire[2];
     static struct figures f[2][MAX_RUNS];
+    double bytes_per_sub[2] = {0};
+    int nsv = nats ? 2 : 1, bad = 0;
     for (int k = 0; k < nsv && !bad; k++) {
-        make_wire(&sv[k], events, subs);
-        if (start(&sv[k], broker, dir, subs)) {
-            fprintf(stderr, "amp-bench: %s did not start\n", sv[k].name);
-            bad = 1;
-        }
-    }
-    /* runs interleave the servers, so that the machine's noise falls on both */
-    for (int i = 0; i < runs && !bad; i++)
-        for (int k = 0; k < nsv && !bad; k++)
-            if (run(&sv[k], events, subs, &f[k][i])) {
-                fprintf(stderr, "amp-bench: %s run %d failed\n", sv[k].name, i + 1);
+        make_wire(&wire[k], !k, events, subs);
+        for (int j = 0; j < 2 && !bad; j++) {
+            sv[k][j] = (struct server){.name = names[k], .amp = !k, .wire = &wire[k]};
+            if (start(&sv[k][j], broker, dir, subs)) {
+                fprintf(stderr, "amp-bench: %s did not start\n", names[k]);
                 bad = 1;
             }
-    for (int k = 0; k < nsv; k++)
-        finish(&sv[k]);
+        }
+        long rss0 = bad ? 0 : bench_rss_kb(sv[k][1].pid);
+        if (!bad && timed_subscriptions(&sv[k][1], subs, 0) < 0) {
+            fprintf(stderr, "amp-bench: %s: subscribing failed\n", names[k]);
+            bad = 1;
+        }
+        bytes_per_sub[k] = (double)(bench_rss_kb(sv[k][1].pid) - rss0) * 1024 / (double)subs;
+    }
+    for (int i = 0; i < runs && !bad; i++)
+        for (int k = 0; k < nsv && !bad; k++)
+            if (run(sv[k], i, events, subs, &f[k][i])) {
+                fprintf(stderr, "amp-bench: %s run %d failed\n", names[k], i + 1);
+                bad = 1;
+            }
+    for (int k = 0; k < nsv; k++) {
+        for (int j = 0; j < 2; j++)
+            finish(&sv[k][j]);
+        free(wire[k].events);
+        free(wire[k].subs);
+        free(wire[k].unsubs);
+    }
     char conf[600];
-    snprintf(conf, sizeof conf, "%s/broker.conf", dir);
-    unlink(conf);
+    for (int k = 0; k < 2; k++) {
+        snprintf(conf, sizeof conf, "%s/broker-%d.conf", dir, sv[0][k].port);
+        unlink(conf);
+    }
     rmdir(dir);
     if (bad)
         return 1;
-    report(sv, nsv, f, runs, events, subs);
+    report(names, nsv, f, runs, events, subs, bytes_per_sub);
     return 0;
 }
