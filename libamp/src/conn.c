@@ -121,7 +121,7 @@ static void begin_closing(amp_conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CONN_TLS_HANDSHAKE) {
+    if (c->state == CONN_HANDSHAKE) {
         c->closing_after_handshake = 1;
         return;
     }
@@ -271,7 +271,7 @@ void amp__conn_set_transport(amp_conn *c, amp__transport *t)
     c->t = t;
     if (!t->ops->handshake)
         return;
-    c->state = CONN_TLS_HANDSHAKE;
+    c->state = CONN_HANDSHAKE;
     ev_io_start(c->loop, &c->rio);
     ev_io_start(c->loop, &c->wio); /* the first flight goes out at once */
 }
@@ -410,7 +410,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     case CONN_CONNECTING:
         amp__conn_connected(c);
         break;
-    case CONN_TLS_HANDSHAKE:
+    case CONN_HANDSHAKE:
         handshake(c);
         break;
     case CONN_OPEN:

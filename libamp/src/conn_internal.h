@@ -18,7 +18,7 @@
 
 enum conn_state {
     CONN_CONNECTING,
-    CONN_TLS_HANDSHAKE, /* the transport's handshake, TLS or other */
+    CONN_HANDSHAKE, /* the transport's handshake, TLS or other */
     CONN_OPEN,
     CONN_CLOSING, /* writing what is left, then closing */
     CONN_CLOSED
@@ -90,7 +90,7 @@ void amp__conn_set_error(amp_conn *c, const char *fmt, const char *detail);
 /* Close because the transport failed at `op`. */
 void amp__conn_transport_failed(amp_conn *c, enum amp__io_op op);
 /* Replace the transport (the socket stays). With a handshake, the
- * connection waits for it (CONN_TLS_HANDSHAKE); else it is open. */
+ * connection waits for it (CONN_HANDSHAKE); else it is open. */
 void amp__conn_set_transport(amp_conn *c, amp__transport *t);
 /* Connected (or handshake done): report `ready` once, then flush. */
 void amp__conn_report_ready(amp_conn *c);

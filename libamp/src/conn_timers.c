@@ -93,7 +93,7 @@ static void connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (c->lookup) {
         amp__conn_set_error(c, "cannot resolve %s: timed out", c->connect_host);
         amp__conn_finish(c, AMP_E_RESOLVE);
-    } else if (c->state == CONN_TLS_HANDSHAKE) {
+    } else if (c->state == CONN_HANDSHAKE) {
         amp__conn_transport_failed(c, AMP__OP_HANDSHAKE_TIMEOUT);
     } else {
         amp__conn_set_error(c, "%s", "connection timed out");

@@ -11,7 +11,7 @@
  * A new transport (a WebSocket framing, for one) is a new file with its own
  * amp__transport_ops and a constructor; conn.c switches to it with
  * amp__conn_set_transport(). If it has a `handshake`, the connection stays
- * in CONN_TLS_HANDSHAKE (the name is historical: any handshake) until it
+ * in CONN_HANDSHAKE until it
  * reports AMP__IO_DONE, and `ready` follows.
  *
  * The connection owns the socket: a transport borrows `fd` and never closes

@@ -255,7 +255,7 @@ static struct tls_transport *tls_of(const amp_conn *c)
 
 int amp_conn_is_tls(const amp_conn *c)
 {
-    return tls_of(c) && c->state != CONN_TLS_HANDSHAKE && c->state != CONN_CLOSED;
+    return tls_of(c) && c->state != CONN_HANDSHAKE && c->state != CONN_CLOSED;
 }
 
 const char *amp_conn_peer_subject(amp_conn *c)

@@ -5,12 +5,15 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -134,6 +137,7 @@ struct acc {
     int free_in_callback; /* amp_acceptor_free() from the accept callback */
     int in_callback;
     int freed_inside;     /* the notify ran while the callback was on the stack */
+    int shed_seen;        /* `shed` calls */
 };
 
 static void on_fd(amp_acceptor *a, int fd, void *ud)
@@ -240,6 +244,68 @@ Test(acceptor, a_unix_acceptor_removes_its_path_when_freed)
     amp_acceptor_free(a);
     cr_assert_eq(access(path, F_OK), -1);
     cr_assert_eq(x.freed, 1);
+    ev_loop_destroy(loop);
+}
+
+static void on_shed(amp_acceptor *a, void *ud)
+{
+    ((struct acc *)ud)->shed_seen++;
+}
+
+/* Out of descriptors (this test's own process: Criterion runs each test in
+ * a process of its own): the waiting connection is closed, `shed` runs,
+ * accepting pauses and then resumes once descriptors are back. */
+Test(acceptor, sheds_when_out_of_descriptors_and_recovers)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct acc x = {0};
+    amp_endpoint ep = server_ep("tcp:0:interface=127.0.0.1");
+    amp_acceptor_config cfg;
+    amp_acceptor_config_init(&cfg);
+    cfg.accept = on_fd;
+    cfg.shed = on_shed;
+    cfg.user_data = &x;
+    amp_acceptor *a;
+    char err[256];
+    cr_assert_eq(amp_acceptor_new(loop, &ep, &cfg, &a, err, sizeof err), AMP_OK, "%s", err);
+    amp_endpoint_free(&ep);
+    int victim = tcp_connect(amp_acceptor_port(a));
+    /* fill the descriptor table */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    static int filler[256];
+    int nfill = 0;
+    int fd;
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        filler[nfill++] = fd;
+    cr_assert_eq(errno, EMFILE);
+    for (int i = 0; i < 100 && !x.shed_seen; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    cr_assert_eq(x.shed_seen, 1);
+    cr_assert_eq(amp_acceptor_shed(a), 1);
+    cr_assert_eq(x.n, 0);
+    /* its client sees the close, not a wait */
+    struct pollfd p = {victim, POLLIN, 0};
+    cr_assert_eq(poll(&p, 1, 5000), 1);
+    char b;
+    cr_assert_leq(recv(victim, &b, 1, 0), 0);
+    close(victim);
+    /* descriptors are back: the next connection is accepted after the pause */
+    for (int i = 0; i < 4; i++)
+        close(filler[--nfill]);
+    int next = tcp_connect(amp_acceptor_port(a));
+    for (int i = 0; i < 100 && !x.n; i++)
+        ev_run(loop, EVRUN_ONCE);
+    cr_assert_eq(x.n, 1);
+    cr_assert_eq(amp_acceptor_shed(a), 1);
+    close(x.fds[0]);
+    close(next);
+    while (nfill)
+        close(filler[--nfill]);
+    amp_acceptor_free(a);
     ev_loop_destroy(loop);
 }
 

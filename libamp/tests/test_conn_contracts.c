@@ -192,6 +192,7 @@ static void got(amp_session *s, uint64_t id, const amp_result *r, void *ud)
 
 static void server_accept(amp_listener *l, amp_conn *c, void *ud)
 {
+    *(amp_conn **)ud = c;
     amp_session_serve_str(amp_conn_session(c), "Ping", answer_ping, NULL);
 }
 
@@ -204,8 +205,9 @@ Test(conn_init, init_and_zeroed_structs_connect_alike)
     amp_conn_config zero;
     memset(&zero, 0, sizeof zero);
     amp_listener *l;
+    amp_conn *server = NULL;
     char err[256];
-    cr_assert_eq(amp_listen(loop, "tcp:0:interface=127.0.0.1", &zero, server_accept, NULL, &l,
+    cr_assert_eq(amp_listen(loop, "tcp:0:interface=127.0.0.1", &zero, server_accept, &server, &l,
                             err, sizeof err), AMP_OK, "%s", err);
     amp_endpoint ep;
     amp_endpoint_init(&ep);
@@ -221,6 +223,8 @@ Test(conn_init, init_and_zeroed_structs_connect_alike)
         ev_run(loop, EVRUN_ONCE);
     cr_assert_eq(p.status, AMP_OK);
     amp_conn_abort(c);
+    cr_assert_not_null(server);
+    amp_conn_abort(server);
     amp_listener_free(l);
     ev_loop_destroy(loop);
 }

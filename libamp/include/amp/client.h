@@ -52,8 +52,9 @@ AMP_API amp_err amp_client_connect_endpoint(amp_client **out, const amp_endpoint
                                             double timeout, char *err, size_t err_len);
 /* Call and wait for the outcome; *reply (always set on AMP_OK and on
  * AMP_E_REMOTE) must be freed with amp_reply_free(). Returns the call's
- * status: AMP_OK, AMP_E_REMOTE, AMP_E_TIMEOUT, AMP_E_CLOSED, or an error
- * from amp_session_call(). */
+ * status: AMP_OK, AMP_E_REMOTE, AMP_E_TIMEOUT, AMP_E_CLOSED,
+ * AMP_E_CANCELLED (amp_client_wakeup()), or an error from
+ * amp_session_call(). */
 AMP_API amp_err amp_client_call(amp_client *c, const char *command, const amp_pair *args,
                                 size_t n, double timeout, amp_reply **reply);
 /* StartTLS, waiting for the handshake. On AMP_E_TIMEOUT the connection is

@@ -27,9 +27,15 @@
  *   returned). Creation that fails (an error returned at once) never calls
  *   it: the caller still owns the user_data. That is the moment a language
  *   binding drops its reference.
- * - Memory: every string and struct passed in is copied or used only during
- *   the call, unless its comment says otherwise; strings returned are the
- *   object's, valid as long as it is.
+ * - Ownership: the loop is the caller's and must outlive every connection,
+ *   listener and acceptor on it (free them, or let connections close,
+ *   before ev_loop_destroy()). A connection owns its socket, its session
+ *   (amp_conn_session(): use it, never amp_session_free() it) and the
+ *   descriptors it holds; amp_conn_config.usage is the caller's and must
+ *   outlive the connection. Every other string and struct passed in is
+ *   copied or used only during the call; strings returned (error text,
+ *   peer name, subject, certificate) are the connection's, valid until it
+ *   is freed. Requests (amp_request) outlive their connection.
  * - Clocks: every timeout and deadline is in seconds on a monotonic clock
  *   (CLOCK_MONOTONIC, which libev's timers also use), counted from the call
  *   that starts it, however long the loop sat idle before; wall-clock jumps
@@ -204,12 +210,12 @@ AMP_API uint64_t amp_acceptor_shed(const amp_acceptor *a);
 /* Closes the socket now (and removes a UNIX socket's path). */
 AMP_API void amp_acceptor_free(amp_acceptor *a);
 
-/* The reserve-descriptor trick on its own: accept4() that survives a full
- * descriptor table. On
- * EMFILE or ENFILE it closes *spare (a descriptor held in reserve, from
- * amp_reserve_fd()), accepts the pending connection and closes it, opens
- * *spare again, adds one to *shed (may be NULL) and returns -1 with errno
- * EMFILE or ENFILE: stop accepting for a moment. The pending connection is
+/* The reserve-descriptor trick on its own (amp_acceptor uses it): accept4()
+ * that survives a full descriptor table. On EMFILE or ENFILE it closes
+ * *spare (a descriptor held in reserve, from amp_reserve_fd()), accepts the
+ * pending connection and closes it, opens *spare again, adds one to *shed
+ * (may be NULL) and returns -1 with errno EMFILE or ENFILE: stop accepting
+ * for a moment. The pending connection is
  * gone, so a level-triggered watcher does not fire again for it. Otherwise
  * accept4()'s result and errno. */
 AMP_API int amp_accept_or_shed(int listen_fd, int flags, int *spare, uint64_t *shed);
