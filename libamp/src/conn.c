@@ -6,8 +6,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ev.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,12 +255,6 @@ int amp__conn_accepted(amp_conn *c, SSL_CTX *ctx)
     c->ready_reported = 1;
     ev_io_start(c->loop, &c->rio);
     return 0;
-}
-
-void amp__conn_tune_tcp(int fd)
-{
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 void amp__conn_set_transport(amp_conn *c, amp__transport *t)

@@ -6,6 +6,8 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,12 @@
 #include "conn_internal.h"
 #include "resolve.h"
 #include "tls.h"
+
+void amp__conn_tune_tcp(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
 
 /* Start connecting to the next address not yet tried. 0: under way; -1:
  * none left (c->connect_errno says why the last one failed). */

@@ -50,8 +50,11 @@ typedef struct amp__transport_ops {
      * frames its boxes, so a cut stream shows as an incomplete box),
      * AMP__IO_AGAIN, AMP__IO_WANT_WRITE or AMP__IO_FAILED. */
     ssize_t (*read)(amp__transport *t, uint8_t *buf, size_t n);
-    /* Bytes written (> 0; may be fewer than n), AMP__IO_AGAIN (wait for
-     * writable), or AMP__IO_FAILED. */
+    /* Bytes of p taken (> 0; may be fewer than n), AMP__IO_AGAIN (wait for
+     * writable), or AMP__IO_FAILED. After AMP__IO_AGAIN the next call
+     * starts at the same bytes (n may have grown), as OpenSSL requires: a
+     * framing transport may keep a half-sent frame and report its payload
+     * taken once the frame is all out. */
     ssize_t (*write)(amp__transport *t, const uint8_t *p, size_t n);
     /* Bytes the transport holds already decrypted or decoded, readable
      * without the socket becoming readable again. NULL: none ever. */
