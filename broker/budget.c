@@ -57,7 +57,8 @@ static int by_held_desc(const void *a, const void *b)
 }
 
 /* What each holder's owner holds over all its connections (a connection
- * without an owner is a group of its own). */
+ * without an owner is a group of its own). Owners are told apart by their
+ * pointer alone: what they are is owner.c's business. */
 static void group_by_owner(struct holder *v, size_t n)
 {
     qsort(v, n, sizeof *v, by_owner);
