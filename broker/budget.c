@@ -147,6 +147,7 @@ static void soft_cap_check(struct ev_loop *loop, ev_timer *w, int revents)
 
 void budget_start(router *r)
 {
+    amp_usage_init(&r->budget.usage);
     if (r->cfg.max_queued_bytes) {
         ev_prepare_init(&r->budget.watch, budget_check);
         r->budget.watch.data = r;

@@ -45,6 +45,7 @@ struct fanout {
     const amp_pair *cmd;
     const amp_pair *args;
     size_t n, size; /* args; the size of the box queued for each */
+    amp_call_opts opts; /* no answer */
     int any_slow;
 };
 
@@ -68,9 +69,8 @@ static void deliver(void *owner, void *ud)
         r->stats.budget_events_dropped++;
         return;
     }
-    amp_call_opts no_answer = {1, 0, 0};
     if (pending + f->size > r->cfg.event_queue_bytes ||
-        amp_session_call(s, f->cmd->value, f->cmd->value_len, f->args, f->n, &no_answer, NULL,
+        amp_session_call(s, f->cmd->value, f->cmd->value_len, f->args, f->n, &f->opts, NULL,
                          NULL, NULL) != AMP_OK) {
         r->stats.events_dropped++;
         if (r->cfg.slow_consumer == SLOW_DISCONNECT)
@@ -105,7 +105,10 @@ void pubsub_publish(router *r, struct peer *from, amp_request *req, const amp_bo
     amp_pair stack[FORWARD_STACK];
     size_t n;
     amp_pair *args = forward_pairs(box, stack, &n);
-    struct fanout f = {r, cmdp, args, n, amp_box_encoded_size(args, n) + cmdp->value_len + 12, 0};
+    struct fanout f = {.r = r, .cmd = cmdp, .args = args, .n = n,
+                       .size = amp_box_encoded_size(args, n) + cmdp->value_len + 12};
+    amp_call_opts_init(&f.opts);
+    f.opts.no_answer = 1;
     r->ps.event_seq++; /* a new stamp: every connection may get this one */
     if (args) /* queuing an event never closes a connection: the index
                  stays as it is while it is walked */

@@ -18,6 +18,7 @@
 void settings_init(struct settings *s)
 {
     memset(s, 0, sizeof *s);
+    amp_conn_config_init(&s->conn);
     s->router.call_timeout = 30;
     s->router.max_call_timeout = 300;
     s->router.event_queue_bytes = 8u << 20;
