@@ -244,7 +244,8 @@ struct rates {
 };
 
 /* CPU seconds a process has used, all threads (clock ticks: 10 ms here,
- * so a phase should take the server a good part of a second). */
+ * so the events of a run should take the server a good part of a second;
+ * read once before and once after them, as the server idles in between). */
 static double cpu_seconds(pid_t pid)
 {
     char path[64], buf[1024];
@@ -262,15 +263,15 @@ static double cpu_seconds(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Publish `events` and time both ends: the publisher's acknowledgement,
- * which comes once the server has handled every event, and the
- * subscriber's report of the last one. */
-static int timed_publish(struct server *s, size_t events, struct rates *r)
+/* Publish `events` (one slice) and time both ends: the publisher's
+ * acknowledgement, which comes once the server has handled every event,
+ * and the subscriber's report of the last one; the seconds are added to
+ * *ack and *had. */
+static int timed_publish(struct server *s, size_t events, double *ack, double *had)
 {
     uint64_t dropped = s->dropped;
     if (write(s->ctl, &events, sizeof events) != sizeof events)
         return -1;
-    double cpu0 = cpu_seconds(s->pid);
     double t0 = bench_now(), t_ack = 0, t_had = 0;
     if (write_all(s->pub->fd, s->wire->events, s->wire->events_len))
         return -1;
@@ -296,9 +297,8 @@ static int timed_publish(struct server *s, size_t events, struct rates *r)
                 (unsigned long long)(s->dropped - dropped));
         return -1;
     }
-    r->calls = (double)events / (t_ack - t0);
-    r->delivered = (double)events / (t_had - t0);
-    r->cpu_ns = (cpu_seconds(s->pid) - cpu0) / (double)events * 1e9;
+    *ack += t_ack - t0;
+    *had += t_had - t0;
     return 0;
 }
 
@@ -385,14 +385,28 @@ static int holds(const struct server *s, size_t want)
     return -1;
 }
 
-/* sv[0] holds no other subscription, sv[1] the N. */
-static int run(struct server sv[2], int i, size_t events, size_t subs, struct figures *f)
+/* sv[0] holds no other subscription, sv[1] the N. The events go in
+ * slices, through one server then the other (each first in turn), so
+ * that a burst of load from elsewhere on the machine falls on both. */
+static int run(struct server sv[2], size_t events, int slices, size_t subs, struct figures *f)
 {
-    for (int k = 0; k < 2; k++) {
-        int j = (k + i) % 2; /* each goes first in every other run */
-        if (timed_publish(&sv[j], events, j ? &f->loaded : &f->base) ||
-            holds(&sv[j], j ? subs + 1 : 1))
-            return -1;
+    double ack[2] = {0}, had[2] = {0}, cpu0[2];
+    size_t slice = events / (size_t)slices;
+    for (int j = 0; j < 2; j++)
+        cpu0[j] = cpu_seconds(sv[j].pid); /* each idles while the other works */
+    for (int i = 0; i < slices; i++)
+        for (int k = 0; k < 2; k++) {
+            int j = (k + i) % 2;
+            if (timed_publish(&sv[j], slice, &ack[j], &had[j]) ||
+                holds(&sv[j], j ? subs + 1 : 1))
+                return -1;
+        }
+    for (int j = 0; j < 2; j++) {
+        struct rates *r = j ? &f->loaded : &f->base;
+        double n = (double)(slice * (size_t)slices);
+        r->calls = n / ack[j];
+        r->delivered = n / had[j];
+        r->cpu_ns = (cpu_seconds(sv[j].pid) - cpu0[j]) / n * 1e9;
     }
     if ((f->unsub_s = timed_subscriptions(&sv[1], subs, 1)) < 0 ||
         (f->sub_s = timed_subscriptions(&sv[1], subs, 0)) < 0)
@@ -501,13 +515,13 @@ static double ratio(struct figures *f, int runs, int which, double *lo, double *
 #define FIG(field) offsetof(struct figures, field)
 
 static void report(const char *const *names, int nsv, struct figures f[][MAX_RUNS], int runs,
-                   size_t events, size_t subs, const double *bytes_per_sub)
+                   size_t events, int slices, size_t subs, const double *bytes_per_sub)
 {
     printf("amp-bench pubsub: libamp %s; one publisher -> one subscriber of %s, through a\n"
            "server with no other subscription (0) and one holding %zu that match none of\n"
-           "its events (N; 4 in 6 share a prefix with the name); %zu events a phase, each\n"
-           "run through both; loopback TCP, median of %d runs\n\n",
-           amp_version(), EVENT_NAME, subs, events, runs);
+           "its events (N; 4 in 6 share a prefix with the name); %zu events a run through\n"
+           "each, in %d slices alternating between them; loopback TCP, median of %d runs\n\n",
+           amp_version(), EVENT_NAME, subs, events, slices, runs);
     printf("%-44s", "");
     for (int k = 0; k < nsv; k++)
         printf(" %22s", names[k]);
@@ -559,20 +573,22 @@ static void report(const char *const *names, int nsv, struct figures f[][MAX_RUN
 static int usage(FILE *out, int code)
 {
     fprintf(out,
-            "usage: amp-bench pubsub [--runs N] [--subs N] [--events N] [--quick]\n"
-            "                        [--broker PATH] [--no-nats]\n\n"
+            "usage: amp-bench pubsub [--runs N] [--subs N] [--events N] [--slices N]\n"
+            "                        [--quick] [--broker PATH] [--no-nats]\n\n"
             "Publishing to one matching subscriber through a server holding no other\n"
             "subscription and one holding N (default 100,000) that match nothing, run\n"
             "by run side by side: events/s, publish calls/s and the server's CPU time\n"
             "per event, and their ratios (what the N cost); the time to remove and\n"
             "make the N over the wire. amp-broker (PATH, default the one built with\n"
-            "amp-bench) beside nats-server. Medians of N runs (default 5).\n");
+            "amp-bench) beside nats-server. Each run publishes --events (1,000,000)\n"
+            "through each server in --slices (10), alternating. Medians of N runs\n"
+            "(default 5).\n");
     return code;
 }
 
 int bench_pubsub(int argc, char **argv)
 {
-    int runs = 5, nats = access(NATS_SERVER, X_OK) == 0;
+    int runs = 5, slices = 10, nats = access(NATS_SERVER, X_OK) == 0;
     size_t subs = 100000, events = 1000000;
     const char *broker = AMP_BROKER_PATH;
     for (int i = 1; i < argc; i++) {
@@ -582,6 +598,8 @@ int bench_pubsub(int argc, char **argv)
             subs = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--events") && i + 1 < argc)
             events = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--slices") && i + 1 < argc)
+            slices = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--broker") && i + 1 < argc)
             broker = argv[++i];
         else if (!strcmp(argv[i], "--no-nats"))
@@ -590,11 +608,12 @@ int bench_pubsub(int argc, char **argv)
             runs = 1;
             subs = 10000;
             events = 20000;
+            slices = 2;
         } else
             return usage(strcmp(argv[i], "--help") ? stderr : stdout,
                          strcmp(argv[i], "--help") ? 2 : 0);
     }
-    if (runs < 1 || runs > MAX_RUNS || !subs || !events)
+    if (runs < 1 || runs > MAX_RUNS || !subs || slices < 1 || events < (size_t)slices)
         return usage(stderr, 2);
     signal(SIGPIPE, SIG_IGN);
     char dir[] = "/tmp/amp-bench-pubsub.XXXXXX";
@@ -610,7 +629,7 @@ int bench_pubsub(int argc, char **argv)
     double bytes_per_sub[2] = {0};
     int nsv = nats ? 2 : 1, bad = 0;
     for (int k = 0; k < nsv && !bad; k++) {
-        make_wire(&wire[k], !k, events, subs);
+        make_wire(&wire[k], !k, events / (size_t)slices, subs);
         for (int j = 0; j < 2 && !bad; j++) {
             sv[k][j] = (struct server){.name = names[k], .amp = !k, .wire = &wire[k]};
             if (start(&sv[k][j], broker, dir, subs)) {
@@ -627,7 +646,7 @@ int bench_pubsub(int argc, char **argv)
     }
     for (int i = 0; i < runs && !bad; i++)
         for (int k = 0; k < nsv && !bad; k++)
-            if (run(sv[k], i, events, subs, &f[k][i])) {
+            if (run(sv[k], events, slices, subs, &f[k][i])) {
                 fprintf(stderr, "amp-bench: %s run %d failed\n", names[k], i + 1);
                 bad = 1;
             }
@@ -646,6 +665,7 @@ int bench_pubsub(int argc, char **argv)
     rmdir(dir);
     if (bad)
         return 1;
-    report(names, nsv, f, runs, events, subs, bytes_per_sub);
+    report(names, nsv, f, runs, events / (size_t)slices * (size_t)slices, slices, subs,
+           bytes_per_sub);
     return 0;
 }
