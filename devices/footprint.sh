@@ -14,9 +14,10 @@
 #   startup, semihosting and arena with no core in it). flash = text + data,
 #   RAM = data + bss: everything the core adds to a firmware, including the
 #   C library and libgcc routines it calls (strtod, snprintf, 64-bit
-#   division). Each image keeps every public function of its part through a
-#   table of pointers, so nothing is left out by --gc-sections; the table
-#   (4 bytes a function, in flash) is subtracted.
+#   division). Each image keeps every public function of its part (found in
+#   its headers by gen_keep.py) through a table of pointers, so nothing is
+#   left out by --gc-sections; the tables (4 bytes a function, in flash) are
+#   subtracted.
 # - arena: the static arena's high water mark in bytes (block headers
 #   included) for a small workload, printed by the image under
 #   qemu-system-arm: codec: decode a call fed one byte at a time, read its
@@ -48,8 +49,11 @@ done
 # text+data (less the table of kept functions) and data+bss of an image,
 # from arm-none-eabi-size's Berkeley format
 image_sizes() {
-    table=$(arm-none-eabi-nm -S "$1" | awk '$4 == "keep" { print $2 }')
-    arm-none-eabi-size "$1" | awk -v t=$((0x${table:-0})) 'NR == 2 { print $1 + $2 - t, $2 + $3 }'
+    tables=0
+    for size in $(arm-none-eabi-nm -S "$1" | awk '$4 == "keep" || $4 == "footprint_keep" { print $2 }'); do
+        tables=$((tables + 0x$size))
+    done
+    arm-none-eabi-size "$1" | awk -v t=$tables 'NR == 2 { print $1 + $2 - t, $2 + $3 }'
 }
 
 # The libamp-core.a members an image kept: those with a section of nonzero

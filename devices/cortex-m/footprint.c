@@ -2,19 +2,21 @@
  * (devices/footprint.sh). Three builds of this file:
  *   FOOTPRINT_EMPTY     the startup, semihosting output and the arena
  *                       (platform.c) only;
- *   FOOTPRINT_CODEC     plus every public codec function (box.h, value.h,
- *                       error.h), and a workload: decode a call fed one byte
- *                       at a time, read its values, encode an answer;
- *   FOOTPRINT_SESSION   plus every public session function (session.h),
- *                       and a workload: serve that call and answer it, make
- *                       a call and take its answer;
- *   FOOTPRINT_NO_FLOAT  with FOOTPRINT_CODEC: the codec less Float, whose
- *                       parsing and formatting bring in the C library's
- *                       strtod and snprintf.
- * Every public function is referenced from the table `keep`, read through a
- * volatile pointer, so --gc-sections keeps the whole of each part, not just
- * what the workload happens to call (devices/footprint.sh subtracts the
- * table itself). Output goes through semihosting's write0 call (no stdio:
+ *   FOOTPRINT_CODEC     plus every public codec function (alloc.h, box.h,
+ *                       value.h, error.h), and a workload: decode a call fed
+ *                       one byte at a time, read its values, encode an
+ *                       answer;
+ *   FOOTPRINT_SESSION   plus every public session function (session.h,
+ *                       strmap.h), and a workload: serve that call and answer
+ *                       it, make a call and take its answer.
+ * The CMake file also builds the codec without Float (its table lacks
+ * amp_float_parse and amp_float_format, which bring in the C library's
+ * strtod and snprintf).
+ * Every public function of a part is referenced from the table
+ * `footprint_keep`, written by gen_keep.py from the part's headers and read
+ * through a volatile pointer, so --gc-sections keeps the whole part, not
+ * just what the workload happens to call (devices/footprint.sh subtracts
+ * the tables themselves). Output goes through semihosting's write0 call (no stdio:
  * printf would outweigh the codec), one line: "arena high water N of M". */
 #include <semihost.h>
 #include <stdint.h>
@@ -33,42 +35,16 @@
 typedef void (*any_fn)(void);
 #define KEEP(f) ((any_fn)(f))
 
+/* The arena, in every image alike (the empty one included). */
 static const any_fn keep[] = {
     KEEP(amp_arena_init), KEEP(amp_arena_alloc), KEEP(amp_arena_realloc), KEEP(amp_arena_free),
-#if defined(FOOTPRINT_CODEC)
-    KEEP(amp_limits_default), KEEP(amp_decoder_new), KEEP(amp_decoder_free),
-    KEEP(amp_decoder_feed), KEEP(amp_decoder_next), KEEP(amp_decoder_finish),
-    KEEP(amp_decoder_set_limits), KEEP(amp_decoder_error_offset), KEEP(amp_decoder_offset),
-    KEEP(amp_decoder_pending), KEEP(amp_box_find), KEEP(amp_box_find_str),
-    KEEP(amp_buf_init), KEEP(amp_buf_init_fixed), KEEP(amp_buf_free), KEEP(amp_buf_reserve),
-    KEEP(amp_buf_append), KEEP(amp_encode_pair), KEEP(amp_encode_pair_str),
-    KEEP(amp_encode_end), KEEP(amp_encode_box), KEEP(amp_box_encoded_size),
-    KEEP(amp_box_measure), KEEP(amp_box_classify),
-    KEEP(amp_int_parse), KEEP(amp_int_format), KEEP(amp_bigint_check), KEEP(amp_bool_parse),
-    KEEP(amp_bool_format), KEEP(amp_utf8_check),
-#if !defined(FOOTPRINT_NO_FLOAT)
-    KEEP(amp_float_parse), KEEP(amp_float_format),
-#endif
-    KEEP(amp_decimal_parse), KEEP(amp_decimal_format),
-    KEEP(amp_datetime_parse), KEEP(amp_datetime_format), KEEP(amp_list_next),
-    KEEP(amp_list_append), KEEP(amp_descriptor_parse), KEEP(amp_structured_check),
-    KEEP(amp_strerror), KEEP(amp_errname), KEEP(amp_err_is_protocol), KEEP(amp_err_is_limit),
-#endif
-#if defined(FOOTPRINT_SESSION)
-    KEEP(amp_session_new), KEEP(amp_session_free), KEEP(amp_session_serve),
-    KEEP(amp_session_serve_str), KEEP(amp_session_unserve_str),
-    KEEP(amp_session_serve_fallback), KEEP(amp_request_command),
-    KEEP(amp_request_wants_answer), KEEP(amp_request_answer), KEEP(amp_request_error),
-    KEEP(amp_request_error_bytes), KEEP(amp_session_call), KEEP(amp_session_call_str),
-    KEEP(amp_session_cancel), KEEP(amp_session_expire), KEEP(amp_session_next_deadline),
-    KEEP(amp_session_outstanding), KEEP(amp_session_pending_requests),
-    KEEP(amp_session_set_limits), KEEP(amp_session_late_answers),
-    KEEP(amp_session_start_tls), KEEP(amp_session_feed), KEEP(amp_session_output),
-    KEEP(amp_session_consume), KEEP(amp_session_input_pending),
-    KEEP(amp_session_request_bytes), KEEP(amp_session_output_total), KEEP(amp_session_close),
-    KEEP(amp_session_is_closed), KEEP(amp_bytes_repr), KEEP(amp_unhandled_description),
-#endif
 };
+
+#if defined(FOOTPRINT_CODEC)
+/* Every public function of the part, from its headers (gen_keep.py). */
+extern const any_fn footprint_keep[];
+extern const unsigned footprint_keep_count;
+#endif
 
 #if defined(FOOTPRINT_CODEC)
 /* Twisted's bytes for callRemote(Sum, a=13, b=81), tag 1. */
@@ -180,6 +156,12 @@ int main(void)
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (!table[i])
             return 2;
+#if defined(FOOTPRINT_CODEC)
+    const any_fn *volatile part = footprint_keep;
+    for (unsigned i = 0; i < footprint_keep_count; i++)
+        if (!part[i])
+            return 2;
+#endif
     int ok = 1;
     device_init();
 #if defined(FOOTPRINT_CODEC)
