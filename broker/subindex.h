@@ -24,7 +24,10 @@
  * literals can make that up to the size of the trie, which the number of
  * subscriptions and tokens per pattern bound).
  *
- * Loop thread only; no locking. */
+ * Who calls it: pubsub.c (one index per router, made and freed with it)
+ * and the index's test. Entries are embedded in the caller's records and
+ * stay the caller's: remove an entry before freeing its record. Loop thread
+ * only; no locking. */
 #ifndef AMP_BROKER_SUBINDEX_H
 #define AMP_BROKER_SUBINDEX_H
 
