@@ -85,7 +85,7 @@ def test_oversize_keys_and_key_counts_are_counted(tmp_path):
 
 
 def test_slowloris_plain_port_is_closed_at_the_login_timeout(files):
-    b = start(files)
+    b = start(files, login_timeout=0.7)  # the timeout is what this test is about
     try:
         s = socket.create_connection(("127.0.0.1", b.port))
         login = raw_box([(b"_ask", b"1"), (b"_command", b"amp.Login"), (b"token", b"x")])
