@@ -7,12 +7,13 @@
 #
 # BEFORE_BUILD and AFTER_BUILD are CMake build directories (each holding
 # tools/amp-bench/amp-bench, which starts its own build's amp-broker). Each
-# round runs every benchmark once from each build, before then after,
-# interleaved (before, after, before, after, ...), so that the machine's
-# noise falls on both alike; each invocation gets --runs 1 (plus
-# --bench-args) and the rounds give the samples. Every number a benchmark
-# prints becomes a figure: table cells are named "row | column" from the
-# table's header, numbers in sentences "sentence with # for numbers [k]";
+# round runs every benchmark once from each build, interleaved (before,
+# after, after, before, before, after, ...: each goes first in every other
+# round), so that the machine's noise and warmth fall on both alike; each
+# invocation gets --runs 1 (plus --bench-args) and the rounds give the
+# samples. Every number a benchmark prints becomes a figure: table cells
+# are named "row | column" from the table's header, numbers in sentences
+# "first clause | the words before the number";
 # numbers that are the same in every output (counts, sizes) are left out.
 # Printed per figure: the median before, the median after, after/before,
 # the lowest and highest after/before of single rounds (the noise), and
@@ -173,8 +174,11 @@ done
 mkdir -p "$out"
 echo "bench-compare: $rounds rounds of: $benches; outputs in $out" >&2
 for r in $(seq 1 "$rounds"); do
+    # odd rounds before then after, even rounds after then before: the
+    # second of a pair runs on a warmer machine
+    if [ $((r % 2)) -eq 1 ]; then sides="before after"; else sides="after before"; fi
     for bench in $benches; do
-        for side in before after; do
+        for side in $sides; do
             if [ "$side" = before ]; then bin="$before"; else bin="$after"; fi
             echo "  round $r/$rounds: $bench, $side" >&2
             # shellcheck disable=SC2086  # bench_args is a list of words
