@@ -35,7 +35,7 @@ cd "$ROOT"
 
 if [ ! -f "$CM/footprint-empty.elf" ]; then
     env -u CFLAGS -u LDFLAGS cmake -S devices/cortex-m -B "$CM" \
-        -DCMAKE_TOOLCHAIN_FILE=devices/toolchains/cortex-m3.cmake \
+        -DCMAKE_TOOLCHAIN_FILE="$ROOT/devices/toolchains/cortex-m3.cmake" \
         -DCMAKE_BUILD_TYPE=MinSizeRel >/dev/null
     cmake --build "$CM" -j2 >/dev/null
 fi
