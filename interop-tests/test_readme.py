@@ -133,7 +133,7 @@ def test_server_and_client_shell_block_runs_as_written(tmp_path):
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"),
                LD_LIBRARY_PATH=libdir)
     script = block.replace("cc ", "cc %s " % os.environ.get("CFLAGS", ""))
-    p = subprocess.Popen(["bash", "-e", "-c", script], cwd=tmp_path, env=env,
+    p = subprocess.Popen(["sh", "-e", "-c", script], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = p.communicate(timeout=60)  # a server left running holds stdout open
