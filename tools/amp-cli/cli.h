@@ -10,12 +10,15 @@ enum {
     CLI_IO = 3,        /* cannot open / read / write */
     CLI_REMOTE = 4,    /* the peer answered with an error box */
     CLI_CONN = 5,      /* the connection failed or was lost */
-    CLI_TIMEOUT = 6    /* the connection or the call timed out */
+    CLI_TIMEOUT = 6,   /* the connection or the call timed out; too few events */
+    CLI_AUTH = 7       /* the broker refused the login (AUTH_FAILED, ...) */
 };
 
 int cmd_decode(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
+int cmd_sub(int argc, char **argv);
+int cmd_pub(int argc, char **argv);
 
 #endif

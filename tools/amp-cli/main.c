@@ -14,6 +14,8 @@ static const struct verb {
     {"encode", cmd_encode, "write JSON lines as the exact AMP bytes"},
     {"call", cmd_call, "call a command on a peer and print the answer as JSON"},
     {"listen", cmd_listen, "accept connections, print every box, answer calls"},
+    {"sub", cmd_sub, "subscribe through a broker, print each event as a JSON line"},
+    {"pub", cmd_pub, "publish events through a broker"},
 };
 
 static void usage(FILE *out)
@@ -30,7 +32,10 @@ static void usage(FILE *out)
             "\n"
             "'amp-cli VERB --help' describes a verb.\n"
             "exit status: 0 success, 1 malformed input, 2 usage error, 3 I/O error,\n"
-            "4 the peer answered with an error, 5 connection failed, 6 timed out\n");
+            "4 the peer answered with an error, 5 connection failed, 6 timed out (or too\n"
+            "few events), 7 the broker refused the login\n"
+            "environment: AMP_URL the default endpoint; AMP_PASSWORD, AMP_TOKEN the\n"
+            "login's secret (see 'amp-cli call --help')\n");
 }
 
 int main(int argc, char **argv)
