@@ -9,6 +9,7 @@
 #include "forward.h"
 #include "reply.h"
 #include "router_internal.h"
+#include "signature.h"
 
 enum policy { POLICY_ROUNDROBIN, POLICY_RANDOM, POLICY_FIRST, POLICY_LEAST_BUSY };
 static const char *policy_names[] = {"roundrobin", "random", "first", "least-busy"};
@@ -18,6 +19,7 @@ struct command {
     struct peer **providers; /* in registration order */
     size_t n, cap;
     enum policy policy;
+    struct signature *sig; /* NULL: none declared (yet) */
     size_t rr;
     size_t name_len;
     uint8_t name[]; /* its key in the table */
@@ -219,6 +221,7 @@ static int drop_provider(router *r, struct command *cmd, struct peer *p)
             if (--cmd->n == 0) {
                 amp_strmap_remove(&r->reg.commands, cmd->name, cmd->name_len);
                 free(cmd->providers);
+                free(cmd->sig);
                 free(cmd);
             }
             return 1;
@@ -281,12 +284,56 @@ static int make_room(router *r, struct command *cmd)
         if (!v) {
             if (!cmd->n) { /* just created: leave no empty entry behind */
                 amp_strmap_remove(&r->reg.commands, cmd->name, cmd->name_len);
+                free(cmd->sig);
                 free(cmd);
             }
             return -1;
         }
         cmd->providers = v;
         cmd->cap = cap;
+    }
+    return 0;
+}
+
+/* The signature a registration carries (spec/amp.md 6b.7), checked and in
+ * canonical form: 1 (in *c), 0 none, or -1 refused (answered). */
+static int read_signature(router *r, amp_request *req, const amp_box *box, struct sig_canon *c)
+{
+    char why[256];
+    switch (sig_parse(amp_box_find_str(box, "arguments"), amp_box_find_str(box, "response"),
+                      amp_box_find_str(box, "errors"), c, why, sizeof why)) {
+    case SIG_OK:
+        return 1;
+    case SIG_NONE:
+        return 0;
+    case SIG_LIMIT:
+        reply_limit(r, req, &r->stats.registrations_refused, "%s", why);
+        return -1;
+    case SIG_BAD:
+    default:
+        reply_error(r, req, "BAD_REQUEST", why);
+        return -1;
+    }
+}
+
+/* The conflicts with the command's first registration: 1 if refused
+ * (answered). */
+static int conflicts(router *r, amp_request *req, const struct command *cmd, int policy,
+                     const struct sig_canon *sig)
+{
+    if (!cmd)
+        return 0;
+    if (policy >= 0 && (enum policy)policy != cmd->policy) {
+        reply_error(r, req, "POLICY_CONFLICT",
+                    "the command is served with another policy; the first registration's policy "
+                    "holds while it has providers");
+        return 1;
+    }
+    if (sig && cmd->sig && !sig_matches(cmd->sig, sig)) {
+        reply_error(r, req, "SIGNATURE_CONFLICT",
+                    "the command is served with another signature; the first signature holds "
+                    "while the command has providers");
+        return 1;
     }
     return 0;
 }
@@ -311,24 +358,36 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
         reply_error(r, req, "BAD_REQUEST", "policy must be roundrobin, random, first or least-busy");
         return;
     }
+    struct sig_canon canon;
+    int has_sig = read_signature(r, req, box, &canon);
+    if (has_sig < 0)
+        return;
     struct command *cmd = amp_strmap_get(&r->reg.commands, c->value, c->value_len);
-    if (cmd && policy >= 0 && (enum policy)policy != cmd->policy) {
-        reply_error(r, req, "POLICY_CONFLICT",
-                    "the command is served with another policy; the first registration's policy "
-                    "holds while it has providers");
+    if (conflicts(r, req, cmd, policy, has_sig ? &canon : NULL))
+        return;
+    /* the first signature declared sets the command's, even after providers
+     * without one; made before anything changes, so a refusal leaves none */
+    struct signature *sig = NULL;
+    if (has_sig && !(cmd && cmd->sig) && !(sig = sig_new(&canon))) {
+        reply_error(r, req, "UNKNOWN", "Unknown Error");
         return;
     }
     for (size_t i = 0; cmd && i < cmd->n; i++)
         if (cmd->providers[i] == p) { /* registering twice is harmless */
+            if (sig)
+                cmd->sig = sig;
             reply_ok(r, req);
             return;
         }
-    if (over_limits(r, p, req, cmd))
+    if (over_limits(r, p, req, cmd)) {
+        free(sig);
         return;
+    }
     if (p->reg.n == p->reg.cap) {
         size_t cap = p->reg.cap ? p->reg.cap * 2 : 8;
         struct command **v = realloc(p->reg.v, cap * sizeof *v);
         if (!v) {
+            free(sig);
             reply_error(r, req, "UNKNOWN", "Unknown Error");
             return;
         }
@@ -339,6 +398,7 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
         cmd = calloc(1, sizeof *cmd + c->value_len);
         if (!cmd || amp_strmap_put(&r->reg.commands, c->value, c->value_len, cmd)) {
             free(cmd);
+            free(sig);
             reply_error(r, req, "UNKNOWN", "Unknown Error");
             return;
         }
@@ -347,9 +407,12 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
         cmd->policy = policy >= 0 ? (enum policy)policy : POLICY_ROUNDROBIN;
     }
     if (make_room(r, cmd)) {
+        free(sig);
         reply_error(r, req, "UNKNOWN", "Unknown Error");
         return;
     }
+    if (sig)
+        cmd->sig = sig;
     cmd->providers[cmd->n++] = p;
     p->reg.v[p->reg.n++] = cmd;
     owner_count(p, OWNER_REGS, +1);
@@ -421,15 +484,29 @@ static void list_command(const uint8_t *key, size_t n, void *value, void *ud)
     amp_encode_pair_str(l->out, "policy", policy_names[cmd->policy]);
     amp_encode_pair(l->out, (const uint8_t *)"providers", 9, (uint8_t *)num,
                     amp_int_format((int64_t)cmd->n, num));
+    if (cmd->sig) { /* canonical already: listed as stored */
+        amp_pair v[3];
+        sig_values(cmd->sig, &v[0], &v[1], &v[2]);
+        for (int i = 0; i < 3; i++)
+            amp_encode_pair(l->out, v[i].key, v[i].key_len, v[i].value, v[i].value_len);
+    }
     amp_encode_end(l->out);
 }
 
-void registry_list(router *r, struct peer *p, amp_request *req)
+void registry_list(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     amp_buf list;
     amp_buf_init(&list);
     struct listing l = {r, p, &list};
-    amp_strmap_foreach(&r->reg.commands, list_command, &l);
+    /* `command`: only that one (a name longer than any registration is none) */
+    const amp_pair *only = amp_box_find_str(box, "command");
+    if (!only)
+        amp_strmap_foreach(&r->reg.commands, list_command, &l);
+    else if (only->value_len <= r->cfg.max_command_name) {
+        struct command *cmd = amp_strmap_get(&r->reg.commands, only->value, only->value_len);
+        if (cmd)
+            list_command(cmd->name, cmd->name_len, cmd, &l);
+    }
     if (list.len > AMP_MAX_VALUE_LEN) {
         amp_buf_free(&list);
         reply_error(r, req, "TOO_LARGE", "the command list is over 65535 bytes");

@@ -48,7 +48,8 @@ void registry_free(router *r);
 /* Requests (each answered exactly once). */
 void registry_register(router *r, struct peer *p, amp_request *req, const amp_box *box);
 void registry_unregister(router *r, struct peer *p, amp_request *req, const amp_box *box);
-void registry_list(router *r, struct peer *p, amp_request *req); /* amp.Commands */
+/* amp.Commands: all the commands, or the one its `command` names. */
+void registry_list(router *r, struct peer *p, amp_request *req, const amp_box *box);
 /* A call with _ask for a command the broker does not own. */
 void registry_call(router *r, struct peer *caller, amp_request *req, const amp_box *box);
 

@@ -44,7 +44,7 @@ static void broker_command(router *r, struct peer *p, amp_request *req, const am
     else if (cmd_is(c, "amp.Unsubscribe"))
         pubsub_unsubscribe(r, p, req, box);
     else if (cmd_is(c, "amp.Commands"))
-        registry_list(r, p, req);
+        registry_list(r, p, req, box);
     else if (cmd_is(c, "amp.Stats"))
         stats_reply(r, req);
     else

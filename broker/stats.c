@@ -17,7 +17,7 @@ static const char *const broker_codes[] = {
     "SHUTTING_DOWN", "AUTH_REQUIRED", "AUTH_FAILED",       "PERMISSION_DENIED",
     "BAD_REQUEST",   "POLICY_CONFLICT", "NOT_REGISTERED",  "NOT_SUBSCRIBED",
     "LIMIT_EXCEEDED", "TOO_LARGE",    "UNKNOWN",           "LOGIN_BUSY",
-    "LOGIN_THROTTLED", "TOO_MANY_CONNECTIONS",
+    "LOGIN_THROTTLED", "TOO_MANY_CONNECTIONS", "SIGNATURE_CONFLICT",
 };
 _Static_assert(sizeof broker_codes / sizeof broker_codes[0] == STATS_BROKER_CODES,
                "STATS_BROKER_CODES is the number of broker_codes");

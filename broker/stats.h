@@ -21,7 +21,7 @@
 typedef struct router router;
 
 /* The broker's own error codes (stats.c): the size of the table. */
-#define STATS_BROKER_CODES 18
+#define STATS_BROKER_CODES 19
 /* Connection close reasons are libamp's error codes (a small fixed set). */
 #define STATS_CLOSE_REASONS 48
 
