@@ -170,3 +170,260 @@ def test_signature_forgotten_with_the_last_provider(bus):
     watcher.call(Register, command="Sum", arguments=[{"name": b"x", "type": "Float"}])
     item, = listing(watcher, "Sum")
     assert as_listed(item) == ([{"name": b"x", "type": "Float"}], [], [])
+
+
+def test_registering_again_with_a_signature_sets_it(bus):
+    c = bus.client()
+    c.call(Register, command="Sum")
+    c.call(Register, command="Sum", errors=["OOPS"])  # twice is harmless, and declares it
+    item, = listing(c, "Sum")
+    assert item["providers"] == 1 and as_listed(item) == ([], [], ["OOPS"])
+
+
+def box(**pairs):
+    return amp.AmpBox(**pairs).serialize()
+
+
+def items(*boxes):
+    return b"".join(boxes)
+
+
+class RawRegister(amp.Command):
+    """amp.Register with its signature values as raw bytes."""
+    commandName = b"amp.Register"
+    arguments = [(b"command", amp.Unicode()),
+                 (b"arguments", amp.String(optional=True)),
+                 (b"response", amp.String(optional=True)),
+                 (b"errors", amp.String(optional=True))]
+    response = []
+
+
+INT = {"name": b"a", "type": "Integer"}
+
+BAD = [
+    ("unknown type", {"arguments": [INT, {"name": b"b", "type": "Float"},
+                                    {"name": b"c", "type": "Integr"}]},
+     "arguments[2].type: unknown type 'Integr'"),
+    ("unknown type nested", {"response": [{"name": b"r", "type": "ListOf(AmpList(x: Flaot))"}]},
+     "response[0].type: unknown type 'Flaot'"),
+    ("unclosed", {"arguments": [{"name": b"a", "type": "ListOf(Integer"}]},
+     "arguments[0].type: ends where ')' should be"),
+    ("space before (", {"arguments": [{"name": b"a", "type": "ListOf (Integer)"}]},
+     "arguments[0].type: expected '(' at byte 6"),
+    ("trailing space", {"arguments": [{"name": b"a", "type": "Integer "}]},
+     "arguments[0].type: expected the end at byte 7"),
+    ("empty AmpList", {"arguments": [{"name": b"a", "type": "AmpList()"}]},
+     "arguments[0].type: AmpList() without fields"),
+    ("bad name", {"arguments": [{"name": b"a b", "type": "Integer"}]},
+     "arguments[0].name: 'a b' is not a name"),
+    ("empty name", {"response": [{"name": b"", "type": "Integer"}]},
+     "response[0].name: '' is an empty name"),
+    ("long name", {"arguments": [{"name": b"n" * 65, "type": "Integer"}]},
+     "is a name longer than 64 bytes"),
+    ("duplicate name", {"arguments": [INT, {"name": b"b", "type": "Float"}, INT]},
+     "arguments[2].name: 'a' twice in arguments"),
+    ("underscore name", {"arguments": [{"name": b"_ask", "type": "Integer"}]},
+     "arguments[0].name: '_ask' is a name starting with '_'"),
+    ("underscore field", {"response": [{"name": b"r", "type": "AmpList(_x: Integer)"}]},
+     "response[0].type: AmpList field '_x' at byte 8 is a name starting with '_'"),
+    ("duplicate field", {"response": [{"name": b"r", "type": "AmpList(x: Integer, x: Float)"}]},
+     "response[0].type: AmpList field 'x' twice"),
+    ("bad error code", {"errors": ["OK", "Oops"]},
+     "errors[1]: 'Oops' is not an error code (A-Z 0-9 _ only)"),
+    ("empty error code", {"errors": [""]}, "errors[0]: '' is an empty error code"),
+    ("duplicate error code", {"errors": ["OOPS", "OOPS"]}, "errors[1]: 'OOPS' twice"),
+    ("depth over 4", {"arguments": [{"name": b"a", "type":
+                                     "ListOf(ListOf(AmpList(x: ListOf(ListOf(Integer)))))"}]},
+     "arguments[0].type: ListOf/AmpList nested deeper than 4 at byte 32"),
+]
+
+RAW_BAD = [
+    ("truncated AmpList", {"arguments": items(box(name=b"a", type=b"Integer"))[:-1]},
+     "arguments[0]: malformed AmpList: the value ends inside an item"),
+    ("AmpList value past its end", {"arguments": b"\x00\x04name\x00\x09a"},
+     "arguments[0]: malformed AmpList: the value ends inside an item"),
+    ("AmpList key over 255", {"response": items(box(name=b"r", type=b"Float")) +
+                              b"\x01\x00" + b"k" * 256 + b"\x00\x00\x00\x00"},
+     "response[1]: malformed AmpList: a key of 256 bytes"),
+    ("truncated ListOf", {"errors": b"\x00\x02OK\x00\x05AB"},
+     "errors[1]: malformed ListOf: the value ends inside an element"),
+    ("unknown key", {"arguments": items(box(name=b"a", type=b"Integer", optinal=b"True"))},
+     "arguments[0]: unknown key 'optinal'"),
+    ("optional in response", {"response": items(box(name=b"a", type=b"Integer",
+                                                    optional=b"True"))},
+     "response[0]: unknown key 'optional'"),
+    ("repeated key", {"arguments": items(box(name=b"a", type=b"Integer"))[:-2] +
+                      b"\x00\x04name\x00\x01b\x00\x00"},
+     "arguments[0]: key 'name' twice"),
+    ("missing type", {"arguments": items(box(name=b"a"))}, "arguments[0]: no type"),
+    ("missing name", {"arguments": items(box(type=b"Integer"))}, "arguments[0]: no name"),
+    ("empty item", {"arguments": b"\x00\x00"}, "arguments[0]: no name"),
+    ("optional not Boolean", {"arguments": items(box(name=b"a", type=b"Integer",
+                                                     optional=b"yes"))},
+     "arguments[0].optional: 'yes' is not True or False"),
+    ("type not text", {"arguments": items(box(name=b"a", type=b"Integer\xff"))},
+     "arguments[0].type: expected the end at byte 7, not '\\xff'"),
+]
+
+
+def assert_no_state(c, stats_client):
+    assert listing(c) == []
+    assert stats_client.call_box(amp.AmpBox(_command=b"amp.Stats"))[b"commands"] == b"0"
+
+
+@pytest.mark.parametrize("case,sig,why", BAD, ids=[b[0] for b in BAD])
+def test_malformed_signature_is_a_bad_request(bus, case, sig, why):
+    c = bus.client()
+    desc = refused(c, "BAD_REQUEST", command="Sum", **sig)
+    assert why in desc, desc
+    assert_no_state(c, c)
+
+
+@pytest.mark.parametrize("case,sig,why", RAW_BAD, ids=[b[0] for b in RAW_BAD])
+def test_malformed_signature_bytes_are_a_bad_request(bus, case, sig, why):
+    c = bus.client()
+    with pytest.raises(RemoteError) as e:
+        c.call(RawRegister, command="Sum", **sig)
+    assert e.value.code == "BAD_REQUEST" and why in e.value.description, e.value
+    assert_no_state(c, c)
+
+
+def test_depth_4_and_every_type_accepted(bus):
+    c = bus.client()
+    deep = "ListOf(AmpList(x: ListOf(ListOf(Integer)), y: Structured))"
+    simple = ["Integer", "String", "Unicode", "Path", "Float", "Boolean", "Decimal",
+              "DateTime", "Descriptor", "Structured"]
+    args = [{"name": b"a%d" % i, "type": t} for i, t in enumerate(simple + [deep])]
+    c.call(Register, command="Sum", arguments=args, response=[{"name": b"n.1-x_", "type": deep}],
+           errors=["E_1", "X" * 64])
+    item, = listing(c, "Sum")
+    assert [a["type"] for a in item["arguments"]] == simple + [deep]
+
+
+def many(n, **kw):
+    return [dict({"name": b"n%d" % i, "type": "Integer"}, **kw) for i in range(n)]
+
+
+def compact_amplist(names, t="Path"):
+    return "AmpList(%s)" % ",".join("%s:%s" % (n, t) for n in names)
+
+
+def amplist_of_len(length, canonical, k=8):
+    """An AmpList type string of k Float fields, `length` bytes long when
+    written compact or, with canonical=True, in canonical form."""
+    spaces = 2 * k - 1 if canonical else 0  # after each ':' and ','
+    names = length - 9 - k * len(":Float") - (k - 1) - spaces
+    lens = [names // k + (1 if i < names % k else 0) for i in range(k)]
+    fields = ["f%d" % i + "x" * (n - len("f%d" % i)) for i, n in enumerate(lens)]
+    t = ("AmpList(%s)" % ", ".join("%s: Float" % f for f in fields)) if canonical \
+        else compact_amplist(fields, "Float")
+    assert len(t) == length, (len(t), t)
+    return t
+
+
+# a type string of 46 bytes sent, 55 in canonical form: 64 items of it with
+# 64-byte names fit in 8192 bytes as sent, not in canonical form
+COMPACT = compact_amplist(["aa", "bb", "cc", "d", "e"])
+assert len(COMPACT) == 46
+LONG_NAMES = [{"name": b"%02d" % i + b"n" * 62, "type": COMPACT} for i in range(64)]
+
+LIMITS = [
+    ("65 arguments", {"arguments": many(65)}, "arguments: more than 64 items"),
+    ("65 response fields", {"response": many(65)}, "response: more than 64 items"),
+    ("33 errors", {"errors": ["E%d" % i for i in range(33)]}, "errors: more than 32 codes"),
+    ("type string over 256", {"arguments": [
+        INT, {"name": b"b", "type": amplist_of_len(257, canonical=True)}]},
+     "arguments[1].type: 257 bytes, over the limit of 256 for a type string"),
+    ("canonical type string over 256", {"response": [
+        {"name": b"r", "type": amplist_of_len(256, canonical=False)}]},
+     "response[0].type: over 256 bytes in canonical form"),
+    ("values over 8192", {"arguments": many(64, type=amplist_of_len(128, canonical=True))},
+     # each item: 18 bytes of framing and keys, its name, its 128-byte type
+     "arguments, response and errors take %d bytes, over the limit of 8192"
+     % sum(18 + len(b"n%d" % i) + 128 for i in range(64))),
+    ("canonical values over 8192", {"arguments": LONG_NAMES},
+     "take over 8192 bytes in canonical form"),
+]
+
+
+@pytest.mark.parametrize("case,sig,why", LIMITS, ids=[b[0] for b in LIMITS])
+def test_signature_over_a_cap_is_limit_exceeded(bus, case, sig, why):
+    c = bus.client()
+    desc = refused(c, "LIMIT_EXCEEDED", command="Sum", **sig)
+    assert why in desc, desc
+    assert_no_state(c, c)
+
+
+def test_at_the_caps_accepted(bus):
+    c = bus.client()
+    c.call(Register, command="A", arguments=many(64, optional=True), response=many(64),
+           errors=["E%d" % i for i in range(32)])
+    canon = amplist_of_len(256, canonical=True)
+    at_256 = canon.replace(": ", ":").replace(", ", ",")
+    c.call(Register, command="B", arguments=[{"name": b"a", "type": at_256}])
+    # as sent within 8192 bytes, canonical as well
+    c.call(Register, command="C", arguments=LONG_NAMES[:59])
+    got = {i["command"]: i for i in listing(c)}
+    assert len(got["A"]["arguments"]) == 64 and len(got["A"]["errors"]) == 32
+    assert got["B"]["arguments"][0]["type"] == canon
+    assert got["C"]["arguments"][0]["type"] == \
+        "AmpList(aa: Path, bb: Path, cc: Path, d: Path, e: Path)"
+
+
+def test_refused_registrations_leave_no_state(tmp_path):
+    b = broker(config="[broker]\nmax_registrations = 1\n", tmp_path=tmp_path)
+    try:
+        a, other = BoxClient(b.port), BoxClient(b.port)
+        a.call(Register, command="Plain")
+        # a malformed signature does not become the command's
+        refused(other, "BAD_REQUEST", command="Plain", errors=["bad"])
+        refused(other, "LIMIT_EXCEEDED", command="Plain", errors=["E%d" % i for i in range(40)])
+        item, = listing(a)
+        assert item["providers"] == 1 and item["errors"] is None
+        # refused for the connection's limit after the signature was read:
+        # neither the command nor its signature stays
+        refused(a, "LIMIT_EXCEEDED", command="Sum", **signature_of(Sum))
+        assert [i["command"] for i in listing(a)] == ["Plain"]
+        other.call(Register, command="Sum")
+        item, = listing(a, "Sum")
+        assert item["errors"] is None
+        a.close()
+        other.close()
+    finally:
+        b.stop()
+
+
+class Login(amp.Command):
+    commandName = b"amp.Login"
+    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode())]
+    response = [(b"identity", amp.Unicode())]
+
+
+def test_filtered_listing_keeps_the_acl(tmp_path):
+    from test_auth import quick_hash
+    (tmp_path / "passwd").write_text("alice:users:%s\nworker:workers:%s\n"
+                                     % (quick_hash("a1ice"), quick_hash("w0rk")))
+    (tmp_path / "acl").write_text(
+        "allow user:alice call Sum\nallow user:alice call amp.Commands\n"
+        "allow role:workers register Sum\nallow role:workers register Secret\n"
+        "allow role:workers call amp.Commands\n")
+    b = broker(config="[auth]\npassword_file = %s\nacl_file = %s\nlogin_timeout = 10\n"
+               % (tmp_path / "passwd", tmp_path / "acl"), tmp_path=tmp_path)
+    try:
+        worker, alice = BoxClient(b.port), BoxClient(b.port)
+        assert worker.call(Login, username="worker", password="w0rk")["identity"] == "worker"
+        assert alice.call(Login, username="alice", password="a1ice")["identity"] == "alice"
+        worker.call(Register, command="Sum", **signature_of(Sum))
+        worker.call(Register, command="Secret", errors=["HIDDEN"])
+        # alice may call Sum, nothing about Secret: filtered or not, she sees Sum only
+        assert [i["command"] for i in listing(alice)] == ["Sum"]
+        assert listing(alice, "Secret") == []
+        item, = listing(alice, "Sum")
+        assert as_listed(item) == (SUM_ARGUMENTS, SUM_RESPONSE, ["ZERO_DIVISION", "OVERFLOW"])
+        # the worker may register both, so it sees both
+        item, = listing(worker, "Secret")
+        assert item["errors"] == ["HIDDEN"]
+        worker.close()
+        alice.close()
+    finally:
+        b.stop()
