@@ -2,7 +2,8 @@
 # Install a build tree into a temporary prefix, then build and run programs
 # against it through pkg-config and through the CMake package; check that
 # libamp.so and libamp-core.so export only amp_* symbols, and that
-# libamp-core depends on neither libev nor OpenSSL.
+# libamp-core depends on neither libev nor OpenSSL; that amp-cli's bash
+# completion and the man pages are installed.
 # usage: check.sh BUILD_DIR   (CFLAGS: flags the build used, e.g. sanitizers)
 set -eu
 CFLAGS=${CFLAGS:-}
@@ -20,6 +21,13 @@ libdir=$(find "$work/prefix" -name libamp.so -printf '%h\n' | head -n1)
 core="$libdir/libamp-core.so"
 [ -f "$core" ] || fail "libamp-core.so is not installed"
 [ -f "$libdir/libamp-core.a" ] || fail "libamp-core.a is not installed"
+# amp-cli's bash completion where bash-completion looks, and its man page
+# beside amp-broker's
+[ -f "$work/prefix/share/bash-completion/completions/amp-cli" ] ||
+    fail "amp-cli's bash completion is not installed"
+for page in amp-cli amp-broker; do
+    [ -f "$work/prefix/share/man/man1/$page.1" ] || fail "the $page man page is not installed"
+done
 pc() {
     PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config "$@"
 }

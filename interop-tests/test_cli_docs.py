@@ -1,0 +1,270 @@
+"""amp-cli's bash completion and man page, checked against the built binary:
+the completion script sourced in a real bash (COMP_WORDS/COMP_CWORD set as
+bash sets them, the function called, COMPREPLY printed), against a real
+broker for command names; the man page rendered by groff/man without a
+warning and naming every verb of 'amp-cli --help' and every long option of
+each 'amp-cli VERB --help'; both installed by 'cmake --install' where
+bash-completion and man look for them."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from test_broker import broker, provider
+from test_twisted_interop import AMP_CLI, BUILD, HERE
+
+ROOT = os.path.dirname(HERE)
+COMPLETION = os.path.join(ROOT, "tools", "amp-cli", "amp-cli.bash")
+MAN_PAGE = os.path.join(ROOT, "tools", "amp-cli", "amp-cli.1")
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+CLI_DIR = os.path.dirname(os.path.abspath(AMP_CLI))
+
+
+def help_text(*verb):
+    p = subprocess.run([AMP_CLI, *verb, "--help"], capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def verbs():
+    """The verbs 'amp-cli --help' lists, under 'verbs:'."""
+    text = help_text()
+    block = text.split("\nverbs:\n", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in block.splitlines()]
+    assert {"call", "pub", "sub", "decode"} <= set(names), text
+    return names
+
+
+def long_options(verb):
+    """Every long option a verb's --help mentions."""
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", help_text(verb)))
+
+
+def split_like_bash(line):
+    """COMP_WORDS and COMP_CWORD as bash makes them for a line completed at
+    its end: words split at blanks, and ':' and '=' (COMP_WORDBREAKS) as
+    words of their own."""
+    words = []
+    for blank_word in line.split(" "):
+        if blank_word == "" and words:
+            continue
+        words += [w for w in re.split(r"([:=]+)", blank_word) if w] or [""]
+    if line.endswith(" "):
+        words.append("")
+    return words, len(words) - 1
+
+
+def complete(line, env=None, cwd=None, preload=""):
+    """COMPREPLY for `line`, completed at its end by the script sourced in
+    bash (after `preload`, shell code run first)."""
+    words, cword = split_like_bash(line)
+    script = preload + '\nsource "$COMPLETION" || exit 9\n' \
+        'COMP_LINE=$1 COMP_POINT=${#1} COMP_CWORD=$2; shift 2; COMP_WORDS=("$@")\n' \
+        '_amp_cli; status=$?\n' \
+        '[ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\\n" "${COMPREPLY[@]}"\nexit $status\n'
+    e = dict(os.environ, COMPLETION=COMPLETION, PATH=CLI_DIR + ":" + os.environ["PATH"])
+    e.pop("AMP_URL", None)
+    e.setdefault("ASAN_OPTIONS", "exitcode=86")
+    e.update(env or {})
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", line, str(cword),
+                        *words], capture_output=True, env=e, cwd=cwd, timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", (line, p.returncode, p.stderr)
+    return sorted(p.stdout.decode().splitlines())
+
+
+def test_split_like_bash_splits_at_colons_and_equals():
+    assert split_like_bash("amp-cli call tcp:1.2.3.4:5 S") == \
+        (["amp-cli", "call", "tcp", ":", "1.2.3.4", ":", "5", "S"], 7)
+    assert split_like_bash("amp-cli call --ca=x") == (["amp-cli", "call", "--ca", "=", "x"], 4)
+    assert split_like_bash("amp-cli ") == (["amp-cli", ""], 1)
+
+
+def test_completion_is_registered_for_amp_cli():
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c",
+                        'source "$0" && complete -p amp-cli', COMPLETION],
+                       capture_output=True, timeout=30)
+    assert p.stdout.decode().strip() == "complete -F _amp_cli amp-cli", p
+
+
+def test_completion_offers_the_verbs_that_amp_cli_help_lists():
+    assert complete("amp-cli ") == sorted(verbs())
+    assert complete("amp-cli su") == ["sub"]
+    assert complete("amp-cli -") == ["--help", "--version"]
+    # the verbs come from the binary being completed: none from a name that
+    # is no program
+    assert complete("./no-such-amp-cli ") == []
+
+
+def test_completion_offers_each_verbs_options_from_its_help():
+    for verb in verbs():
+        want = long_options(verb) | {"--help"}
+        assert set(complete("amp-cli %s --" % verb)) == want, verb
+    assert "--password-file" in long_options("call")  # the set compared is not empty
+    assert complete("amp-cli call --pass") == ["--password-file"]
+    assert complete("amp-cli listen --starttls-") == ["--starttls-cert", "--starttls-key"]
+    # after an option without a value, options again
+    assert "--count" in complete("amp-cli sub --insecure --")
+
+
+def test_completion_completes_files_where_a_file_goes(tmp_path):
+    for name in ("cred.txt", "ca.pem", "other"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "certs").mkdir()
+    cwd = str(tmp_path)
+    for opt in ("--password-file", "--token-file", "--ca", "--cert", "--key"):
+        assert complete("amp-cli call %s c" % opt, cwd=cwd) == ["ca.pem", "certs", "cred.txt"], opt
+        assert complete("amp-cli pub %s cr" % opt, cwd=cwd) == ["cred.txt"], opt
+    # --option=FILE, split by bash at '='
+    assert complete("amp-cli sub --token-file=cr", cwd=cwd) == ["cred.txt"]
+    # options shown as '--NAME FILE' in a verb's help
+    assert complete("amp-cli listen --starttls-key o", cwd=cwd) == ["other"]
+    # decode's and encode's FILE
+    assert complete("amp-cli decode ot", cwd=cwd) == ["other"]
+    assert complete("amp-cli encode --", cwd=cwd) == ["--help"]
+    # a value that is not a file: nothing, not the directory's files
+    assert complete("amp-cli sub --count ", cwd=cwd) == []
+    assert complete("amp-cli call --user ", cwd=cwd) == []
+    assert complete("amp-cli call --server ", cwd=cwd) == []
+
+
+def test_completion_uses_bash_completions_filedir_when_loaded(tmp_path):
+    """Loaded by bash-completion (as when installed), file names come from
+    its _filedir: directories marked, the same names."""
+    (tmp_path / "cred.txt").write_text("x\n")
+    (tmp_path / "certs").mkdir()
+    preload = 'source %s || exit 8\ndeclare -F _filedir >/dev/null || exit 7' % BASH_COMPLETION
+    assert complete("amp-cli call --password-file c", cwd=str(tmp_path), preload=preload) == \
+        ["certs", "cred.txt"]
+    assert complete("amp-cli call --", preload=preload) == \
+        sorted(long_options("call") | {"--help"})
+
+
+def render_man(path=MAN_PAGE):
+    """The page as man shows it on an 80-column terminal, as plain text;
+    groff's and man's warnings make the test fail."""
+    p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", path], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", p.stderr.decode()
+    p = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", path], capture_output=True,
+                       env=dict(os.environ, MANWIDTH="80", MANPAGER="cat", PAGER="cat"),
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", p.stderr.decode()
+    p = subprocess.run(["groff", "-man", "-Tutf8", "-rLL=78n", "-P-cbou", path],
+                       capture_output=True, check=True, timeout=60)
+    text = p.stdout.decode()
+    # hyphens and minus signs as a terminal without those glyphs shows them
+    return text.replace("\u2010", "-").replace("\u2212", "-")
+
+
+def man_sections(text):
+    """{SECTION: text} of a rendered page (headings start in column 0)."""
+    sections, name = {}, None
+    for line in text.splitlines():
+        if re.match(r"^[A-Z][A-Z ]+$", line):
+            name = line
+            sections[name] = ""
+        elif name:
+            sections[name] += line + "\n"
+    return sections
+
+
+def verb_sections(verbs_text):
+    """{verb: text} of the VERBS section's subsections ('   amp-cli VERB ...')."""
+    out, verb = {}, None
+    for line in verbs_text.splitlines():
+        m = re.match(r"^   amp-cli ([a-z][a-z0-9-]*)", line)
+        if m:
+            verb = m.group(1)
+            out[verb] = line + "\n"
+        elif verb:
+            out[verb] += line + "\n"
+    return out
+
+
+def mentions(text, option):
+    return re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(option), text) is not None
+
+
+def test_man_page_renders_without_warnings_in_the_usual_sections():
+    sections = man_sections(render_man())
+    want = ["NAME", "SYNOPSIS", "DESCRIPTION", "VERBS", "ARGUMENTS", "CONNECTION SETTINGS",
+            "SIGNATURES", "OUTPUT", "EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES",
+            "SEE ALSO"]
+    assert list(sections) == want
+    assert sections["NAME"].strip().startswith("amp-cli - ")
+
+
+def test_man_page_documents_every_verb_and_every_option_of_its_help():
+    sections = man_sections(render_man())
+    by_verb = verb_sections(sections["VERBS"])
+    checked = 0
+    for verb in verbs():
+        assert verb in by_verb, "VERBS has no 'amp-cli %s' subsection" % verb
+        assert mentions(sections["SYNOPSIS"], verb), verb
+        text = by_verb[verb]
+        # the shared connection settings are documented once, in their section
+        if "connection settings" in text:
+            text += sections["CONNECTION SETTINGS"]
+        for option in sorted(long_options(verb)):
+            assert mentions(text, option), "%s: %s is not in the page" % (verb, option)
+            checked += 1
+    assert checked >= 20
+    # every verb the page describes is one amp-cli has
+    assert set(by_verb) <= set(verbs())
+
+
+def test_man_page_lists_every_exit_status_and_environment_variable():
+    sections = man_sections(render_man())
+    with open(os.path.join(ROOT, "tools", "amp-cli", "cli.h")) as f:
+        statuses = re.findall(r"\bCLI_[A-Z_]+ = (\d+)", f.read())
+    assert len(statuses) >= 8
+    for status in statuses:
+        assert re.search(r"^       %s  " % status, sections["EXIT STATUS"], re.M), status
+    names = set(re.findall(r"\bAMP_[A-Z]+\b", help_text()))
+    assert {"AMP_URL", "AMP_PASSWORD", "AMP_TOKEN"} <= names
+    for name in names:
+        assert re.search(r"^       %s$" % name, sections["ENVIRONMENT"], re.M), name
+
+
+def test_man_page_carries_the_projects_version():
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(amp VERSION (\S+)", f.read()).group(1)
+    with open(MAN_PAGE) as f:
+        th = [line for line in f if line.startswith(".TH ")]
+    assert len(th) == 1 and '"amp %s"' % version in th[0]
+
+
+def test_installed_completion_and_man_page_are_found_where_tools_look(tmp_path):
+    """cmake --install puts both where bash-completion's loader and man look
+    under the prefix; loaded by bash-completion itself (XDG_DATA_DIRS names
+    the prefix's share/), the completion completes the installed amp-cli."""
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True,
+                   capture_output=True, timeout=300)
+    completion = prefix / "share" / "bash-completion" / "completions" / "amp-cli"
+    page = prefix / "share" / "man" / "man1" / "amp-cli.1"
+    with open(COMPLETION, "rb") as f:
+        assert completion.read_bytes() == f.read()
+    with open(MAN_PAGE, "rb") as f:
+        assert page.read_bytes() == f.read()
+    env = dict(os.environ, XDG_DATA_DIRS=str(prefix / "share"),
+               PATH="%s:%s" % (prefix / "bin", os.environ["PATH"]),
+               BASH_COMPLETION_USER_DIR=str(tmp_path / "none"))
+    env.pop("AMP_URL", None)
+    script = ('source %s || exit 8\n'
+              '__load_completion amp-cli || exit 9\n'
+              'complete -p amp-cli\n'
+              'COMP_WORDS=(amp-cli ""); COMP_CWORD=1; COMP_LINE="amp-cli "; COMP_POINT=8\n'
+              '_amp_cli; printf "%%s\\n" "${COMPREPLY[@]}"\n' % BASH_COMPLETION)
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       env=env, timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", p
+    lines = p.stdout.decode().splitlines()
+    assert lines[0] == "complete -F _amp_cli amp-cli"
+    assert sorted(lines[1:]) == sorted(verbs())
+    p = subprocess.run(["man", "-w", "amp-cli"], capture_output=True, timeout=60,
+                       env=dict(os.environ, MANPATH=str(prefix / "share" / "man")))
+    assert p.stdout.decode().strip() == str(page), p
+    assert "VERBS" in man_sections(render_man(str(page)))
