@@ -16,6 +16,7 @@ static const struct verb {
     {"listen", cmd_listen, "accept connections, print every box, answer calls"},
     {"sub", cmd_sub, "subscribe through a broker, print each event as a JSON line"},
     {"pub", cmd_pub, "publish events through a broker"},
+    {"serve", cmd_serve, "provide commands through a broker: fixed answers or a program"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,466 @@
+/* amp-cli serve: provide commands through the broker, answering each routed
+ * call with fixed values (--answer) or by running a command (--exec).
+ *
+ * One process, one thread, one libev loop (the default one: libev reaps
+ * children there). The broker connection is the blocking client of
+ * conn_opts (connection settings and login shared with every verb), driven
+ * from this loop through its foreign-loop interface: its socket is watched
+ * here and amp_client_step() runs it, so that children, signals and calls
+ * all wait in one place and no call blocks another. */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amp/amp.h"
+#include "cli.h"
+#include "conn_opts.h"
+#include "exec_runner.h"
+#include "serve_exec.h"
+#include "typed_args.h"
+
+#define STOP_GRACE 5.0           /* seconds running children get on SIGINT/SIGTERM */
+#define MAX_STDOUT (1024 * 1024) /* bytes of a child's stdout read */
+#define MAX_STDERR 4096          /* bytes of a child's stderr passed through per call */
+
+typedef struct served {
+    const char *name;
+    typed_args answer; /* --answer values */
+    struct serve_state *st;
+} served;
+
+typedef struct serve_state {
+    struct ev_loop *loop;
+    amp_client *cl;
+    served *cmds;
+    int ncmds;
+    const char *policy;
+    exec_runner *runner; /* --exec, else NULL */
+    serve_exec_limits limits;
+    long count, answered;
+    int stopping, status;
+    ev_io io;
+    ev_prepare prep;
+    ev_timer client_timer, grace;
+    ev_signal sigint, sigterm;
+} serve_state;
+
+/* A call waiting for its child. */
+typedef struct pending_call {
+    serve_state *st;
+    amp_request *req;
+} pending_call;
+
+static void serve_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: amp-cli serve [OPTIONS] COMMAND...\n"
+            "\n"
+            "Register each COMMAND with the broker (amp.Register) and answer every call\n"
+            "the broker routes here, without one call waiting for another. Once every\n"
+            "registration is answered, prints 'amp-cli serve: serving COMMAND...' on\n"
+            "stderr.\n"
+            "\n"
+            "answers:\n"
+            "  (neither option)    an empty answer\n"
+            "  --answer NAME[:TYPE]=VALUE\n"
+            "                      put this key in every answer (repeatable; types as\n"
+            "                      for 'amp-cli call')\n"
+            "  --exec 'CMD'        per call, run CMD with /bin/sh -c in a process group\n"
+            "                      of its own, with AMP_COMMAND=COMMAND in its\n"
+            "                      environment and the call as one JSON line on its stdin:\n"
+            "                        {\"command\": \"Sum\", \"arguments\": {\"a\": \"1\"}}\n"
+            "                      The first line of its stdout is the answer: a JSON\n"
+            "                      object of the answer's keys (strings as they are,\n"
+            "                      numbers as their text, booleans True/False), or\n"
+            "                        {\"error\": \"CODE\", \"description\": \"text\"}\n"
+            "                      to answer with that error. Otherwise the call is\n"
+            "                      answered with the error EXEC_FAILED (a non-zero exit:\n"
+            "                      'exit status N: <first stderr line>', or 'killed by\n"
+            "                      signal N'), EXEC_BAD_OUTPUT (no JSON object, a value\n"
+            "                      that does not convert, over 1 MiB of stdout), TIMEOUT\n"
+            "                      (over --exec-timeout: its process group is killed) or\n"
+            "                      OVERLOADED (--max-queue calls already wait). Its\n"
+            "                      stderr goes to ours (4 KiB per call, then\n"
+            "                      '... (truncated)')\n"
+            "  --exec-timeout S    seconds a child may run (default 30)\n"
+            "  --max-concurrent N  children running at once (default 16)\n"
+            "  --max-queue N       calls waiting for a child beyond those (default 1024)\n"
+            "\n"
+            "options:\n"
+            "  --policy P          the broker's choice among providers: roundrobin\n"
+            "                      (default), random, first, least-busy\n"
+            "  --count N           exit 0 after answering N calls\n"
+            "  --timeout SECONDS   give up on the connection, login and registration\n"
+            "                      (default 30)\n"
+            "%s"
+            "SIGINT or SIGTERM: no new calls (they get SHUTTING_DOWN), running children\n"
+            "get %g s to finish (a second signal: at once), then their process groups\n"
+            "are killed; exit 0.\n"
+            "exit status: 0 --count calls answered, or stopped by a signal; 4 a\n"
+            "registration was refused (POLICY_CONFLICT, SIGNATURE_CONFLICT, ...);\n"
+            "5 connection failed or lost; 6 timed out; 7 the login was refused;\n"
+            "2 usage error\n",
+            conn_opts_help, STOP_GRACE);
+}
+
+static void answered(serve_state *st)
+{
+    st->answered++;
+    if (st->count && st->answered >= st->count)
+        ev_break(st->loop, EVBREAK_ALL);
+}
+
+static void on_exec_done(const exec_result *r, void *ud)
+{
+    pending_call *pc = ud;
+    serve_state *st = pc->st;
+    serve_exec_answer(pc->req, r, &st->limits);
+    free(pc);
+    answered(st);
+    if (st->stopping && !exec_runner_running(st->runner) && !exec_runner_queued(st->runner))
+        ev_break(st->loop, EVBREAK_ALL);
+}
+
+static void on_call(amp_session *s, amp_request *req, const amp_box *args, void *ud)
+{
+    served *cmd = ud;
+    serve_state *st = cmd->st;
+    if (st->stopping) {
+        amp_request_error(req, "SHUTTING_DOWN", "amp-cli serve is stopping", 0);
+        return;
+    }
+    if (!st->runner) {
+        amp_request_answer(req, cmd->answer.pairs, cmd->answer.count);
+        answered(st);
+        return;
+    }
+    size_t len;
+    char *input = serve_exec_input(cmd->name, args, &len);
+    pending_call *pc = malloc(sizeof *pc);
+    if (!input || !pc) {
+        amp_request_error(req, "EXEC_FAILED", "out of memory", 0);
+    } else {
+        *pc = (pending_call){st, req};
+        if (exec_runner_submit(st->runner, input, len, cmd->name, on_exec_done, pc) == 0)
+            pc = NULL;
+        else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%zu calls running and %zu waiting (--max-concurrent, "
+                                      "--max-queue)", exec_runner_running(st->runner),
+                     exec_runner_queued(st->runner));
+            amp_request_error(req, "OVERLOADED", msg, 0);
+        }
+    }
+    free(pc);
+    free(input);
+}
+
+/* ---- the broker connection in this loop ------------------------------ */
+
+static int output_pending(serve_state *st)
+{
+    amp_conn *c = amp_client_conn(st->cl);
+    const uint8_t *p;
+    size_t n = 0;
+    if (c)
+        amp_session_output(amp_conn_session(c), &p, &n);
+    return n > 0;
+}
+
+/* Before the loop blocks: run the client (dispatch what arrived, write what
+ * was answered; a second step writes what the first one's calls queued),
+ * then watch its socket for what it needs next. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    serve_state *st = w->data;
+    amp_client_step(st->cl);
+    if (amp_client_conn(st->cl))
+        amp_client_step(st->cl);
+    if (!amp_client_conn(st->cl)) {
+        const char *why = amp_client_error_text(st->cl);
+        fprintf(stderr, "amp-cli serve: connection lost%s%s\n", *why ? ": " : "", why);
+        st->status = CLI_CONN;
+        ev_io_stop(loop, &st->io);
+        ev_prepare_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    int events = EV_READ | (output_pending(st) ? EV_WRITE : 0);
+    if (!ev_is_active(&st->io) || (st->io.events & (EV_READ | EV_WRITE)) != events) {
+        ev_io_stop(loop, &st->io);
+        ev_io_set(&st->io, amp_client_fd(st->cl), events);
+        ev_io_start(loop, &st->io);
+    }
+    double t = amp_client_timeout(st->cl);
+    ev_timer_stop(loop, &st->client_timer);
+    if (t >= 0) {
+        ev_timer_set(&st->client_timer, t, 0);
+        ev_timer_start(loop, &st->client_timer);
+    }
+}
+
+/* Readable, writable, or a timer of the client: the prepare watcher does
+ * the work before the loop blocks again. */
+static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+}
+
+static void on_client_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
+/* ---- stopping ---------------------------------------------------------- */
+
+static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    serve_state *st = w->data;
+    exec_runner_kill_running(st->runner);
+}
+
+static void unregister_done(amp_session *s, uint64_t call_id, const amp_result *r, void *ud)
+{
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    serve_state *st = w->data;
+    if (st->stopping || !st->runner || !exec_runner_running(st->runner)) {
+        if (st->runner)
+            exec_runner_kill_running(st->runner);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    /* let the broker route new calls elsewhere while ours finish */
+    st->stopping = 1;
+    exec_runner_cancel_queued(st->runner);
+    amp_conn *c = amp_client_conn(st->cl);
+    for (int i = 0; c && i < st->ncmds; i++) {
+        amp_pair p = {(const uint8_t *)"command", 7, (const uint8_t *)st->cmds[i].name,
+                      strlen(st->cmds[i].name)};
+        amp_conn_call(c, "amp.Unregister", &p, 1, STOP_GRACE, unregister_done, NULL, NULL);
+    }
+    ev_timer_set(&st->grace, STOP_GRACE, 0);
+    ev_timer_start(loop, &st->grace);
+}
+
+/* Every call still with a child is answered (SHUTTING_DOWN) before we go:
+ * a request must be answered exactly once, and its child must not outlive
+ * us unreaped. Killed children are reaped at once. */
+static void end_children(serve_state *st)
+{
+    if (!st->runner)
+        return;
+    st->count = 0; /* answering these must not break the loop below */
+    exec_runner_cancel_queued(st->runner);
+    exec_runner_kill_running(st->runner);
+    while (exec_runner_running(st->runner))
+        ev_run(st->loop, EVRUN_ONCE);
+}
+
+/* Write what is answered, waiting at most `seconds` for the socket. */
+static void flush_answers(serve_state *st, double seconds)
+{
+    ev_tstamp until = ev_time() + seconds;
+    while (amp_client_conn(st->cl) && output_pending(st) && ev_time() < until) {
+        amp_client_step(st->cl);
+        if (output_pending(st))
+            ev_sleep(0.01);
+    }
+    amp_client_step(st->cl);
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static int register_one(serve_state *st, served *cmd, double timeout)
+{
+    amp_pair p[2] = {{(const uint8_t *)"command", 7, (const uint8_t *)cmd->name,
+                      strlen(cmd->name)}};
+    size_t n = 1;
+    if (st->policy)
+        p[n++] = (amp_pair){(const uint8_t *)"policy", 6, (const uint8_t *)st->policy,
+                            strlen(st->policy)};
+    amp_reply *reply = NULL;
+    amp_err r = amp_client_call(st->cl, "amp.Register", p, n, timeout, &reply);
+    int status = CLI_OK;
+    if (r == AMP_E_REMOTE) {
+        fprintf(stderr, "amp-cli serve: registering %s refused: %.*s: %.*s\n", cmd->name,
+                (int)reply->error_code->value_len, reply->error_code->value,
+                (int)reply->error_description->value_len, reply->error_description->value);
+        status = CLI_REMOTE;
+    } else if (r == AMP_E_TIMEOUT) {
+        fprintf(stderr, "amp-cli serve: registering %s timed out\n", cmd->name);
+        status = CLI_TIMEOUT;
+    } else if (r != AMP_OK) {
+        fprintf(stderr, "amp-cli serve: registering %s: %s%s%s\n", cmd->name, amp_strerror(r),
+                *amp_client_error_text(st->cl) ? ": " : "", amp_client_error_text(st->cl));
+        status = CLI_CONN;
+    }
+    amp_reply_free(reply);
+    return status;
+}
+
+/* Serve every command on the session first (a call may follow its
+ * registration's answer at once), then register them in order. */
+static int register_all(serve_state *st, double timeout)
+{
+    amp_session *s = amp_conn_session(amp_client_conn(st->cl));
+    for (int i = 0; i < st->ncmds; i++)
+        if (amp_session_serve_str(s, st->cmds[i].name, on_call, &st->cmds[i]) != AMP_OK) {
+            fprintf(stderr, "amp-cli serve: %s given twice\n", st->cmds[i].name);
+            return CLI_USAGE;
+        }
+    for (int i = 0; i < st->ncmds; i++) {
+        int status = register_one(st, &st->cmds[i], timeout);
+        if (status != CLI_OK)
+            return status;
+    }
+    fprintf(stderr, "amp-cli serve: serving");
+    for (int i = 0; i < st->ncmds; i++)
+        fprintf(stderr, " %s", st->cmds[i].name);
+    fprintf(stderr, "\n");
+    return CLI_OK;
+}
+
+static void run_loop(serve_state *st)
+{
+    struct ev_loop *loop = st->loop;
+    ev_io_init(&st->io, on_client_io, amp_client_fd(st->cl), EV_READ);
+    ev_prepare_init(&st->prep, on_prepare);
+    ev_timer_init(&st->client_timer, on_client_timer, 0, 0);
+    ev_timer_init(&st->grace, on_grace, 0, 0);
+    st->prep.data = st->grace.data = st;
+    ev_io_start(loop, &st->io);
+    ev_prepare_start(loop, &st->prep);
+    ev_run(loop, 0);
+    end_children(st);
+    flush_answers(st, 5);
+    ev_prepare_stop(loop, &st->prep);
+    ev_io_stop(loop, &st->io);
+    ev_timer_stop(loop, &st->client_timer);
+    ev_timer_stop(loop, &st->grace);
+}
+
+static int positive(const char *opt, const char *arg, double *out)
+{
+    char *end;
+    *out = strtod(arg, &end);
+    if (end == arg || *end || !(*out > 0)) {
+        fprintf(stderr, "amp-cli serve: --%s needs a positive number\n", opt);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"answer", required_argument, 0, 'a'},       {"exec", required_argument, 0, 'e'},
+        {"exec-timeout", required_argument, 0, 'T'}, {"max-concurrent", required_argument, 0, 'c'},
+        {"max-queue", required_argument, 0, 'q'},    {"policy", required_argument, 0, 'p'},
+        {"count", required_argument, 0, 'n'},        {"timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},               CONN_OPTS_LONG,
+        {0, 0, 0, 0},
+    };
+    conn_opts co;
+    conn_opts_init(&co);
+    serve_state st;
+    memset(&st, 0, sizeof st);
+    exec_runner_config ec = {NULL, 30, MAX_STDOUT, MAX_STDERR, 16, 1024};
+    char **answers = calloc((size_t)argc + 1, sizeof *answers);
+    int nanswers = 0, c, status = CLI_USAGE;
+    double num;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (conn_opts_handle(&co, c, optarg))
+            continue;
+        switch (c) {
+        case 'a': answers[nanswers++] = optarg; continue;
+        case 'e': ec.command = optarg; continue;
+        case 'p': st.policy = optarg; continue;
+        case 'h': serve_usage(stdout); free(answers); return CLI_OK;
+        case 'T': case 'c': case 'q': case 'n': case 't': break;
+        default: serve_usage(stderr); free(answers); return CLI_USAGE;
+        }
+        const char *name = c == 'T' ? "exec-timeout" : c == 'c' ? "max-concurrent"
+                         : c == 'q' ? "max-queue" : c == 'n' ? "count" : "timeout";
+        if (!(c == 'q' && !strcmp(optarg, "0")) && positive(name, optarg, &num)) {
+            free(answers);
+            return CLI_USAGE;
+        }
+        if (c == 'q' && !strcmp(optarg, "0"))
+            num = 0;
+        if ((c == 'c' || c == 'q' || c == 'n') && (num != (long)num || num > 1e9)) {
+            fprintf(stderr, "amp-cli serve: --%s needs a whole number\n", name);
+            free(answers);
+            return CLI_USAGE;
+        }
+        switch (c) {
+        case 'T': ec.timeout = num; break;
+        case 'c': ec.max_running = (int)num; break;
+        case 'q': ec.max_queue = (size_t)num; break;
+        case 'n': st.count = (long)num; break;
+        default: co.timeout = num; break;
+        }
+    }
+    if (optind >= argc) {
+        serve_usage(stderr);
+        free(answers);
+        return CLI_USAGE;
+    }
+    if (ec.command && nanswers) {
+        fprintf(stderr, "amp-cli serve: --answer and --exec do not go together\n");
+        free(answers);
+        return CLI_USAGE;
+    }
+    st.ncmds = argc - optind;
+    st.cmds = calloc((size_t)st.ncmds, sizeof *st.cmds);
+    char err[512];
+    for (int i = 0; i < st.ncmds; i++) {
+        served *cmd = &st.cmds[i];
+        cmd->name = argv[optind + i];
+        cmd->st = &st;
+        if (typed_args_parse(&cmd->answer, nanswers, answers, err, sizeof err)) {
+            fprintf(stderr, "amp-cli serve: --answer %s\n", err);
+            goto out;
+        }
+        for (size_t k = 0; k < cmd->answer.count; k++)
+            if (cmd->answer.fd_paths[k]) {
+                fprintf(stderr, "amp-cli serve: --answer: a Descriptor cannot be answered "
+                                "through the broker\n");
+                goto out;
+            }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    st.loop = ev_default_loop(0);
+    st.limits = (serve_exec_limits){ec.timeout, ec.max_stdout};
+    if (ec.command)
+        st.runner = exec_runner_new(st.loop, &ec);
+    status = conn_opts_connect(&co, NULL, "serve", &st.cl);
+    if (status != CLI_OK)
+        goto out;
+    /* from now on a signal stops us cleanly, also one that arrives while
+     * registering (it waits in the loop until it runs) */
+    ev_signal_init(&st.sigint, on_stop_signal, SIGINT);
+    ev_signal_init(&st.sigterm, on_stop_signal, SIGTERM);
+    st.sigint.data = st.sigterm.data = &st;
+    ev_signal_start(st.loop, &st.sigint);
+    ev_signal_start(st.loop, &st.sigterm);
+    status = register_all(&st, co.timeout);
+    if (status == CLI_OK)
+        run_loop(&st);
+    if (status == CLI_OK)
+        status = st.status;
+    amp_client_free(st.cl);
+    ev_signal_stop(st.loop, &st.sigint);
+    ev_signal_stop(st.loop, &st.sigterm);
+out:
+    exec_runner_free(st.runner);
+    for (int i = 0; i < st.ncmds; i++)
+        typed_args_free(&st.cmds[i].answer);
+    free(st.cmds);
+    free(answers);
+    return status;
+}
