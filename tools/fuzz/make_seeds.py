@@ -37,3 +37,26 @@ for t in types.values():
             data = bytes.fromhex(v["hex"])
             if len(data) <= 4096:
                 write("values", data)
+
+
+# command signatures (fuzz_signature.c): mode byte, then values
+def amp_box(pairs):
+    return b"".join(len(k).to_bytes(2, "big") + k + len(v).to_bytes(2, "big") + v
+                    for k, v in pairs) + b"\0\0"
+
+
+def list_of(items):
+    return b"".join(len(i).to_bytes(2, "big") + i for i in items)
+
+
+for t in (b"Integer", b"ListOf(Unicode)", b"AmpList(a: Integer, b: ListOf(Float))",
+          b"AmpList(x:Path,y:  ListOf(AmpList(z: Structured)))",
+          b"ListOf(ListOf(ListOf(ListOf(Boolean))))", b"Integr", b"AmpList()"):
+    write("signature", b"\x80" + t)
+args = amp_box([(b"name", b"a"), (b"type", b"Integer")]) + \
+    amp_box([(b"name", b"b"), (b"type", b"DateTime"), (b"optional", b"True")])
+resp = amp_box([(b"name", b"total"), (b"type", b"AmpList(n: Decimal, d: Descriptor)")])
+errs = list_of([b"ZERO_DIVISION", b"OVERFLOW"])
+for mode in range(8):
+    write("signature", bytes([mode]) + len(args).to_bytes(2, "big") +
+          len(resp).to_bytes(2, "big") + args + resp + errs)
