@@ -1,5 +1,6 @@
 /* The registry: the command table (which peers serve each command, under
- * which load-balancing policy), amp.Register, amp.Unregister, amp.Commands,
+ * which load-balancing policy, with which signature if one was declared:
+ * signature.h), amp.Register, amp.Unregister, amp.Commands,
  * and the calls routed through it. A call for a command the broker does not
  * own is forwarded to one provider under the broker's own tag and the
  * outcome relayed back under the caller's tag: every _ask accepted gets
