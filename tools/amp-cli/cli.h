@@ -21,5 +21,6 @@ int cmd_listen(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int cmd_pub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
 
 #endif

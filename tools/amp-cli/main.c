@@ -17,6 +17,7 @@ static const struct verb {
     {"sub", cmd_sub, "subscribe through a broker, print each event as a JSON line"},
     {"pub", cmd_pub, "publish events through a broker"},
     {"serve", cmd_serve, "provide commands through a broker: fixed answers or a program"},
+    {"shell", cmd_shell, "an interactive prompt on the bus: calls, pub, sub, help"},
 };
 
 static void usage(FILE *out)

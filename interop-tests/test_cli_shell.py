@@ -1,0 +1,251 @@
+"""amp-cli shell: the interactive prompt under a pseudo-terminal (pexpect)
+against a real amp-broker and a Twisted provider; and the plain mode with
+stdin a pipe."""
+import os
+import stat
+import subprocess
+
+import pexpect
+
+from conftest import SANITIZER_MARKERS
+from test_broker import broker, provider
+from test_cli_bus import Sub, cli, env
+from test_twisted_interop import AMP_CLI
+
+CONN_LOST = 5
+UP = "\x1b[A"
+CTRL_A, CTRL_E, CTRL_D, BACKSPACE = "\x01", "\x05", "\x04", "\x7f"
+
+
+class Shell:
+    """amp-cli shell on a pseudo-terminal, its history in tmp_path."""
+
+    def __init__(self, tmp_path, *argv, **extra):
+        self.history = tmp_path / "history"
+        e = env(TERM="xterm", HOME=str(tmp_path), AMP_HISTORY=str(self.history), **extra)
+        self.child = pexpect.spawn(AMP_CLI, ["shell", *argv], env=e, encoding="utf-8",
+                                   timeout=30, dimensions=(24, 200))
+        self.transcript = []
+        self.child.logfile_read = self
+
+    # pexpect's log: everything the terminal showed
+    def write(self, s):
+        self.transcript.append(s)
+
+    def flush(self):
+        pass
+
+    def prompt(self):
+        self.child.expect_exact("amp> ")
+
+    def line(self, text):
+        """Type a line and wait for the next prompt; what came between."""
+        self.child.send(text + "\r")
+        self.prompt()
+        return self.child.before
+
+    def finish(self):
+        """Wait for the end; the exit status."""
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        shown = "".join(self.transcript)
+        for marker in SANITIZER_MARKERS:
+            assert marker not in shown, shown
+        return self.child.exitstatus
+
+
+def test_shell_calls_completes_and_keeps_going_after_an_error(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        out = sh.line("Sum a:int=13 b:int=81")
+        assert '"total":"94"' in out, out
+        out = sh.line("call Sum a:int=1 b:int=1")
+        assert '"total":"2"' in out, out
+        # an error on stderr, and the shell goes on
+        out = sh.line("Nope x=1")
+        assert "UNHANDLED" in out, out
+        out = sh.line("Sum 'a:int=1")
+        assert "amp-cli shell: unterminated '" in out, out
+        out = sh.line("Sum a:int=x")
+        assert "amp-cli shell: " in out and '"total"' not in out, out
+        # Tab: a command name from amp.Commands, then a keyword
+        out = sh.line("Su\ta:int=2 b:int=3")
+        assert '"total":"5"' in out, out
+        out = sh.line("comm\t")
+        assert "EchoFloat" in out and "Sum" in out, out
+        sh.child.send(CTRL_D)
+        assert sh.finish() == 0
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_history_recall_editing_and_persistence(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        assert '"total":"3"' in sh.line("Sum a:int=1 b:int=2")
+        # up-arrow recalls it; Ctrl-A, Ctrl-E, backspace edit it
+        out = sh.line(UP + CTRL_E + BACKSPACE + "5")
+        assert '"total":"6"' in out, out
+        out = sh.line(UP + CTRL_A + "call ")
+        assert '"total":"6"' in out, out
+        sh.child.send("quit\r")
+        assert sh.finish() == 0
+        assert stat.S_IMODE(os.stat(sh.history).st_mode) == 0o600
+        # a second session recalls the first one's lines
+        sh = Shell(tmp_path, "--server", b.endpoint)
+        sh.prompt()
+        out = sh.line(UP + UP)
+        assert '"total":"6"' in out, out
+        sh.child.send("exit\r")
+        assert sh.finish() == 0
+        text = sh.history.read_text()
+        assert "Sum\\040a:int=1\\040b:int=5" in text, text
+        assert stat.S_IMODE(os.stat(sh.history).st_mode) == 0o600
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_history_is_capped(tmp_path):
+    b = broker()
+    try:
+        # a history of 1005 lines, as libedit writes one; then two lines more
+        (tmp_path / "history").write_text(
+            "_HiStOrY_V2_\n" + "".join("#\\040line\\040%d\n" % i for i in range(1005)))
+        sh = Shell(tmp_path, AMP_URL=b.endpoint)
+        sh.prompt()
+        sh.line("# new")
+        sh.child.send("quit\r")
+        assert sh.finish() == 0
+        lines = sh.history.read_text().splitlines()
+        # the format's header, then the last 1000 lines
+        assert len(lines) == 1 + 1000, len(lines)
+        assert lines[1] == "#\\040line\\0407" and lines[-2:] == ["#\\040new", "quit"], lines
+    finally:
+        b.stop()
+
+
+def test_shell_sub_prints_events_while_a_line_is_typed_and_pub(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        sh.line("sub news.*")
+        assert "news.*" in sh.line("sub")
+        sh.child.send("Sum a:i")
+        sh.child.expect_exact("Sum a:i")
+        cli("pub", "--server", b.endpoint, "news.a", "text=hello")
+        sh.child.expect_exact('"news.a"')
+        sh.child.expect_exact("hello")
+        # the line being typed is drawn again below the event, and still whole
+        sh.child.expect_exact("amp> Sum a:i")
+        out = sh.line("nt=3 b:int=4")
+        assert '"total":"7"' in out, out
+        # pub: another subscriber gets it
+        other = Sub("--server", b.endpoint, "--count", "1", "chat.*")
+        other.ready()
+        sh.line("pub chat.room 'text=two words' n:int=7")
+        status, out, err = other.finish()
+        assert status == 0 and out == '{"_command":"chat.room","text":"two words","n":"7"}\n', err
+        sh.line("unsub news.*")
+        cli("pub", "--server", b.endpoint, "news.b", "text=unseen")
+        cli("pub", "--server", b.endpoint, "news.c", "text=unseen")
+        out = sh.line("sub")
+        assert "news" not in out, out
+        sh.child.send(CTRL_D)
+        assert sh.finish() == 0
+        assert "unseen" not in "".join(sh.transcript)
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_help(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        out = sh.line("help")
+        for text in ("pub NAME [ARG]...", "sub PATTERN...", "help [COMMAND]", "Sum", "EchoFloat"):
+            assert text in out, out
+        out = sh.line("help Sum")
+        assert "Sum" in out, out
+        out = sh.line("help NoSuch")
+        assert "amp-cli shell: help: no command 'NoSuch' on the bus" in out, out
+        sh.child.send("quit\r")
+        assert sh.finish() == 0
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_ends_with_status_5_when_the_broker_goes(tmp_path):
+    b = broker()
+    sh = Shell(tmp_path, b.endpoint)
+    sh.prompt()
+    sh.child.send("amp.St")
+    sh.child.expect_exact("amp.St")
+    b.stop()
+    sh.child.expect_exact("amp-cli shell: connection lost")
+    assert sh.finish() == CONN_LOST
+    assert stat.S_IMODE(os.stat(sh.history).st_mode) == 0o600
+
+
+def shell_piped(tmp_path, text, *argv):
+    hist = tmp_path / "history"
+    p = subprocess.run([AMP_CLI, "shell", *argv], input=text.encode(), capture_output=True,
+                       env=env(AMP_HISTORY=str(hist)), timeout=60)
+    for marker in SANITIZER_MARKERS:
+        assert marker.encode() not in p.stderr, p.stderr.decode(errors="replace")
+    assert not hist.exists()  # no history from a pipe
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_shell_reads_piped_lines_plainly(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        other = Sub("--server", b.endpoint, "--count", "1", "ping.*")
+        other.ready()
+        status, out, err = shell_piped(
+            tmp_path,
+            "Sum a:int=1 b:int=2\n"
+            "# a comment, then a blank line\n"
+            "\n"
+            "Nope\n"
+            "call Sum \"a:int=3\" b:int=4\n"
+            "pub ping.x n=1",  # no newline at the end
+            "--server", b.endpoint)
+        assert status == 0, err
+        assert out == '{"served_by":"tw","total":"3"}\n{"served_by":"tw","total":"7"}\n', out
+        assert "amp> " not in out + err
+        assert err.startswith("UNHANDLED"), err
+        status, out, err = other.finish()
+        assert status == 0 and out == '{"_command":"ping.x","n":"1"}\n', err
+        # the endpoint comes from AMP_URL as well; no endpoint at all is a usage error
+        p2 = subprocess.run([AMP_CLI, "shell"], input=b"amp.Stats\n", capture_output=True,
+                            env=env(AMP_URL=b.endpoint), timeout=60)
+        assert p2.returncode == 0 and p2.stdout.startswith(b'{"connections":"'), p2.stderr
+        p2 = subprocess.run([AMP_CLI, "shell"], input=b"", capture_output=True, env=env(),
+                            timeout=60)
+        assert p2.returncode == 2 and b"give --server ENDPOINT or set AMP_URL" in p2.stderr
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_help_option():
+    p = subprocess.run([AMP_CLI, "shell", "--help"], capture_output=True, env=env(), timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith(b"usage: amp-cli shell"), p.stderr
+    p = subprocess.run([AMP_CLI, "shell", "--no-such"], capture_output=True, env=env(),
+                       timeout=60)
+    assert p.returncode == 2

@@ -1,0 +1,211 @@
+/* amp-cli shell: the command cache and Tab completion (shell_complete.h). */
+#include "shell_complete.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shell_words.h"
+
+const char *const shell_keywords[] = {"call", "commands", "exit", "help", "pub",
+                                      "quit", "sub",      "unsub", NULL};
+
+static void cmd_free(shell_cmd *c)
+{
+    free(c->name);
+    if (c->args)
+        for (char **a = c->args; *a; a++)
+            free(*a);
+    free(c->args);
+    free(c->notation);
+}
+
+void shell_cmds_free(shell_cmds *c)
+{
+    for (size_t i = 0; i < c->count; i++)
+        cmd_free(&c->items[i]);
+    free(c->items);
+    memset(c, 0, sizeof *c);
+}
+
+/* One item of the answer's "commands" AmpList into `out`. */
+static int take_item(const amp_box *item, shell_cmd *out)
+{
+    memset(out, 0, sizeof *out);
+    const amp_pair *name = amp_box_find_str(item, "command");
+    if (!name)
+        return -1;
+    out->name = strndup((const char *)name->value, name->value_len);
+    return out->name ? 0 : -1;
+}
+
+amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
+                           size_t err_len)
+{
+    amp_reply *reply = NULL;
+    amp_err r = amp_client_call(cl, "amp.Commands", NULL, 0, timeout, &reply);
+    const amp_pair *list = r == AMP_OK ? amp_box_find_str(&reply->box, "commands") : NULL;
+    if (r == AMP_E_REMOTE)
+        snprintf(err, err_len, "amp.Commands: %.*s: %.*s", (int)reply->error_code->value_len,
+                 reply->error_code->value, (int)reply->error_description->value_len,
+                 reply->error_description->value);
+    else if (r != AMP_OK)
+        snprintf(err, err_len, "amp.Commands: %s", amp_strerror(r));
+    else if (!list) {
+        snprintf(err, err_len, "amp.Commands: no 'commands' in the answer");
+        r = AMP_E_BAD_VALUE;
+    }
+    if (r != AMP_OK) {
+        amp_reply_free(reply);
+        return r;
+    }
+    shell_cmds fresh = {NULL, 0, 1};
+    amp_limits lim;
+    amp_limits_default(&lim);
+    lim.allow_empty_box = 1;
+    amp_decoder *d = NULL;
+    r = amp_decoder_new(&d, &lim);
+    if (r == AMP_OK)
+        r = amp_decoder_feed(d, list->value, list->value_len);
+    amp_box item;
+    while (r == AMP_OK && (r = amp_decoder_next(d, &item)) == AMP_OK) {
+        if (fresh.count == SHELL_CMDS_MAX)
+            continue;
+        shell_cmd *items = realloc(fresh.items, (fresh.count + 1) * sizeof *items);
+        if (!items) {
+            r = AMP_E_NOMEM;
+            break;
+        }
+        fresh.items = items;
+        if (take_item(&item, &fresh.items[fresh.count]) != 0) {
+            cmd_free(&fresh.items[fresh.count]);
+            r = AMP_E_BAD_VALUE;
+            break;
+        }
+        fresh.count++;
+    }
+    if (r == AMP_AGAIN)
+        r = amp_decoder_finish(d);
+    amp_decoder_free(d);
+    amp_reply_free(reply);
+    if (r != AMP_OK) {
+        snprintf(err, err_len, "amp.Commands: a malformed answer: %s", amp_strerror(r));
+        shell_cmds_free(&fresh);
+        return r;
+    }
+    shell_cmds_free(c);
+    *c = fresh;
+    return AMP_OK;
+}
+
+const shell_cmd *shell_cmds_find(const shell_cmds *c, const char *name)
+{
+    for (size_t i = 0; i < c->count; i++)
+        if (!strcmp(c->items[i].name, name))
+            return &c->items[i];
+    return NULL;
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return !strncmp(s, prefix, strlen(prefix));
+}
+
+static int is_keyword(const char *w)
+{
+    for (const char *const *k = shell_keywords; *k; k++)
+        if (!strcmp(*k, w))
+            return 1;
+    return 0;
+}
+
+/* The first word: keywords and command names. */
+static void complete_first(shell_cmds *c, const char *word, shell_matches *out)
+{
+    for (const char *const *k = shell_keywords; *k; k++)
+        if (has_prefix(*k, word))
+            shell_matches_add(out, *k, strlen(*k));
+    for (size_t i = 0; i < c->count; i++)
+        if (has_prefix(c->items[i].name, word))
+            shell_matches_add(out, c->items[i].name, strlen(c->items[i].name));
+}
+
+/* Was argument `name` given among words[from..to)? ("name=..." or
+ * "name:type=...") */
+static int given(char **words, int from, int to, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = from; i < to; i++)
+        if (!strncmp(words[i], name, n) && (words[i][n] == '=' || words[i][n] == ':'))
+            return 1;
+    return 0;
+}
+
+/* A word after a command: its argument names not yet given, as "name=". */
+static void complete_arg(const shell_cmd *cmd, char **words, int from, int to, const char *word,
+                         shell_matches *out)
+{
+    if (!cmd || !cmd->args || strchr(word, '=') || strchr(word, ':'))
+        return;
+    for (char **a = cmd->args; *a; a++) {
+        if (!has_prefix(*a, word) || given(words, from, to, *a))
+            continue;
+        size_t n = strlen(*a);
+        char *s = malloc(n + 2);
+        if (!s)
+            return;
+        memcpy(s, *a, n);
+        memcpy(s + n, "=", 2);
+        shell_matches_add(out, s, n + 1);
+        free(s);
+    }
+    out->suffix = "";
+}
+
+/* A command from the cache, asking the broker again if it is not there
+ * (registered since the cache was filled). */
+static const shell_cmd *find_fresh(shell_cmds *c, const char *name, void (*refresh)(void *),
+                                   void *ud)
+{
+    const shell_cmd *cmd = c->loaded ? shell_cmds_find(c, name) : NULL;
+    if (!cmd && refresh) {
+        refresh(ud);
+        cmd = shell_cmds_find(c, name);
+    }
+    return cmd;
+}
+
+void shell_complete(shell_cmds *c, const char *before, size_t n, const char **word,
+                    shell_matches *out, void (*refresh)(void *), void *ud)
+{
+    static char current[SHELL_LINE_MAX + 1];
+    char err[128];
+    shell_words w;
+    *word = "";
+    if (shell_words_split(before, n, 1, &w, err, sizeof err) != 0)
+        return;
+    int done = w.last_open ? w.count - 1 : w.count; /* words complete before this one */
+    snprintf(current, sizeof current, "%s", w.last_open ? w.argv[w.count - 1] : "");
+    *word = current;
+    if (done == 0) {
+        if (!c->loaded && refresh)
+            refresh(ud);
+        complete_first(c, current, out);
+        if (out->count == 0 && c->loaded && refresh) {
+            refresh(ud); /* perhaps a command registered since */
+            complete_first(c, current, out);
+        }
+    } else if (!strcmp(w.argv[0], "help") || !strcmp(w.argv[0], "call")) {
+        if (!c->loaded && refresh)
+            refresh(ud);
+        if (done == 1) /* 'call X', 'help X' */
+            for (size_t i = 0; i < c->count; i++)
+                if (has_prefix(c->items[i].name, current))
+                    shell_matches_add(out, c->items[i].name, strlen(c->items[i].name));
+        if (done > 1 && !strcmp(w.argv[0], "call"))
+            complete_arg(find_fresh(c, w.argv[1], refresh, ud), w.argv, 2, done, current, out);
+    } else if (!is_keyword(w.argv[0])) {
+        complete_arg(find_fresh(c, w.argv[0], refresh, ud), w.argv, 1, done, current, out);
+    }
+    shell_words_free(&w);
+}

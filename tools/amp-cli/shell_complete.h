@@ -1,0 +1,46 @@
+/* amp-cli shell: the bus's commands as amp.Commands lists them (cached),
+ * and Tab completion from them: the first word completes to a shell
+ * keyword or a command name, later words of a call to the argument names
+ * of the command's signature ("name="), leaving out those already given. */
+#ifndef AMP_CLI_SHELL_COMPLETE_H
+#define AMP_CLI_SHELL_COMPLETE_H
+
+#include <stddef.h>
+
+#include "amp/amp.h"
+#include "shell_edit.h"
+
+/* At most this many commands are kept from one amp.Commands answer (the
+ * broker's own max_commands default); the rest are left out. */
+#define SHELL_CMDS_MAX 10000
+
+typedef struct shell_cmd {
+    char *name;
+    char **args; /* the signature's argument names, NULL-terminated; NULL: no signature */
+    char *notation; /* the signature as 'Sum(a: Integer) -> (...)', or NULL */
+} shell_cmd;
+
+typedef struct shell_cmds {
+    shell_cmd *items;
+    size_t count;
+    int loaded; /* an amp.Commands answer is cached */
+} shell_cmds;
+
+/* The shell's own words, completed like command names. */
+extern const char *const shell_keywords[];
+
+/* Ask the broker (amp.Commands) and replace the cache. Returns 0, or an
+ * amp_err with a message in err (the cache is then left as it was). */
+amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
+                           size_t err_len);
+const shell_cmd *shell_cmds_find(const shell_cmds *c, const char *name);
+void shell_cmds_free(shell_cmds *c);
+
+/* Fill `out` for the line's `n` bytes before the cursor (see
+ * shell_complete_fn); *word is the unquoted partial word (a static or a
+ * string valid until the next call). `refresh(ud)` is called when a first
+ * word finds nothing in the cache, to ask the broker again. */
+void shell_complete(shell_cmds *c, const char *before, size_t n, const char **word,
+                    shell_matches *out, void (*refresh)(void *), void *ud);
+
+#endif
