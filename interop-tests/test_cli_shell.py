@@ -113,6 +113,35 @@ def test_shell_history_recall_editing_and_persistence(tmp_path):
         b.stop()
 
 
+def test_shell_ctrl_c_drops_the_line_or_stops_waiting(tmp_path):
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        sh.child.send("Sum a:int=100 b:int=100")
+        sh.child.expect_exact("b:int=100")
+        sh.child.sendintr()
+        sh.prompt()
+        out = sh.line("Sum a:int=2 b:int=2")
+        assert '"total":"4"' in out and '"total":"200"' not in out, out
+        # a call that would take 60 s: Ctrl-C gives the prompt back
+        sh.child.send("Delay ms:int=60000 n:int=1\r")
+        sh.child.expect_exact("Delay ms:int=60000 n:int=1")
+        sh.child.sendintr()
+        sh.child.expect_exact("amp-cli shell: Delay: interrupted")
+        sh.prompt()
+        out = sh.line("Sum a:int=3 b:int=3")
+        assert '"total":"6"' in out, out
+        sh.child.send(CTRL_D)
+        assert sh.finish() == 0
+        # the dropped line is not in the history
+        assert "100" not in sh.history.read_text()
+    finally:
+        p.stop()
+        b.stop()
+
+
 def test_shell_history_is_capped(tmp_path):
     b = broker()
     try:
@@ -155,11 +184,15 @@ def test_shell_sub_prints_events_while_a_line_is_typed_and_pub(tmp_path):
         sh.line("pub chat.room 'text=two words' n:int=7")
         status, out, err = other.finish()
         assert status == 0 and out == '{"_command":"chat.room","text":"two words","n":"7"}\n', err
+        sh.line("sub after.*")
         sh.line("unsub news.*")
         cli("pub", "--server", b.endpoint, "news.b", "text=unseen")
-        cli("pub", "--server", b.endpoint, "news.c", "text=unseen")
+        # events come in order: once this one is shown, news.b would have been
+        cli("pub", "--server", b.endpoint, "after.x", "text=marker")
+        sh.child.expect_exact("marker")
+        sh.prompt()  # drawn again below the event
         out = sh.line("sub")
-        assert "news" not in out, out
+        assert "after.*" in out and "news" not in out, out
         sh.child.send(CTRL_D)
         assert sh.finish() == 0
         assert "unseen" not in "".join(sh.transcript)
