@@ -247,7 +247,9 @@ def test_amp_cli_listen_answers_and_prints(tmp_path):
     try:
         p = run([AMP_CLI, "call", ep, "Sum", "a:int=13", "b:int=81"])
         assert p.stdout == b'{"total":"94","note":"ok"}\n'
-        assert proc.stdout.readline() == b'{"_ask":"1","_command":"Sum","a":"13","b":"81"}\n'
+        # call first asks for Sum's signature; listen's empty answer has none
+        assert proc.stdout.readline() == b'{"_ask":"1","_command":"amp.Commands","command":"Sum"}\n'
+        assert proc.stdout.readline() == b'{"_ask":"2","_command":"Sum","a":"13","b":"81"}\n'
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

@@ -8,7 +8,7 @@
 #include "amp/amp.h"
 #include "cli.h"
 #include "conn_opts.h"
-#include "json_text.h"
+#include "call_run.h"
 #include "typed_args.h"
 
 static void call_usage(FILE *out)
@@ -17,14 +17,23 @@ static void call_usage(FILE *out)
             "usage: amp-cli call [OPTIONS] [ENDPOINT] COMMAND [ARG]...\n"
             "\n"
             "Connect to ENDPOINT (else --server, else $AMP_URL), call COMMAND with the\n"
-            "arguments, print the answer as one JSON object (the response keys, as\n"
-            "'amp-cli decode' prints them). Without --server, a first argument with a\n"
-            "':' before any '=' is the ENDPOINT.\n"
+            "arguments, print the answer: as one JSON object (the response keys) when\n"
+            "stdout is not a terminal or with --json, else as 'key = value' lines.\n"
+            "Without --server, a first argument with a ':' before any '=' is the\n"
+            "ENDPOINT.\n"
+            "\n"
+            "First asks the peer for COMMAND's signature (amp.Commands command=NAME;\n"
+            "a peer that is not a broker has none). With one, name=value takes the\n"
+            "argument's declared type (an explicit name:type=value wins), an unknown\n"
+            "or a missing required argument is an error (exit 1), and the answer is\n"
+            "typed JSON (numbers as numbers); without one, values are strings.\n"
             "\n"
             "arguments:\n%s"
             "options:\n"
             "  --timeout SECONDS   give up on the connection and the call (default 30)\n"
-            "  --no-answer         send the call without _ask and exit\n"
+            "  --no-answer         send the call without _ask and exit (no signature)\n"
+            "  --json              JSON even when stdout is a terminal\n"
+            "  --no-signature      do not ask for the signature: values as typed here\n"
             "%s"
             "exit status: 0 answered; 4 the peer answered with an error (code and\n"
             "description on stderr); 5 connection failed or lost; 6 timed out;\n"
@@ -36,12 +45,13 @@ int cmd_call(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"timeout", required_argument, 0, 't'}, {"no-answer", no_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},          {"no-signature", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},          CONN_OPTS_LONG,
         {0, 0, 0, 0},
     };
     conn_opts co;
     conn_opts_init(&co);
-    int no_answer = 0, c;
+    int no_answer = 0, json = 0, no_signature = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
@@ -55,6 +65,8 @@ int cmd_call(int argc, char **argv)
             }
             break;
         case 'n': no_answer = 1; break;
+        case 'j': json = 1; break;
+        case 'S': no_signature = 1; break;
         case 'h': call_usage(stdout); return CLI_OK;
         default: call_usage(stderr); return CLI_USAGE;
         }
@@ -68,71 +80,23 @@ int cmd_call(int argc, char **argv)
         call_usage(stderr);
         return CLI_USAGE;
     }
-    double timeout = co.timeout;
     signal(SIGPIPE, SIG_IGN);
-    const char *command = argv[optind];
+    call_opts o = {"call", argv[optind], argc - optind - 1, argv + optind + 1, co.timeout,
+                   no_signature, no_answer, output_pick(json)};
+    /* malformed arguments are refused before connecting */
     char err[512];
     typed_args args;
-    if (typed_args_parse(&args, argc - optind - 1, argv + optind + 1, err, sizeof err)) {
+    int bad = typed_args_parse(&args, o.argc, o.argv, err, sizeof err);
+    typed_args_free(&args);
+    if (bad) {
         fprintf(stderr, "amp-cli call: %s\n", err);
-        typed_args_free(&args);
         return CLI_BAD_INPUT;
     }
     amp_client *cl;
     int status = conn_opts_connect(&co, endpoint, "call", &cl);
-    if (status != CLI_OK) {
-        typed_args_free(&args);
+    if (status != CLI_OK)
         return status;
-    }
-    amp_err r;
-    if (typed_args_send_fds(&args, amp_client_conn(cl), err, sizeof err)) {
-        fprintf(stderr, "amp-cli call: %s\n", err);
-        status = CLI_BAD_INPUT;
-        goto out;
-    }
-    if (no_answer) {
-        r = amp_conn_send(amp_client_conn(cl), command, args.pairs, args.count);
-        if (r == AMP_OK) { /* write it before closing */
-            amp_conn_close(amp_client_conn(cl));
-            while (amp_client_conn(cl))
-                amp_client_step(cl);
-        }
-        if (r != AMP_OK) {
-            fprintf(stderr, "amp-cli call: %s\n", amp_strerror(r));
-            status = CLI_CONN;
-        }
-        goto out;
-    }
-    amp_reply *reply = NULL;
-    r = amp_client_call(cl, command, args.pairs, args.count, timeout, &reply);
-    if (r == AMP_OK) {
-        /* the response keys, without _answer */
-        amp_pair *keep = malloc((reply->box.count + 1) * sizeof *keep);
-        size_t k = 0;
-        for (size_t i = 0; i < reply->box.count; i++)
-            if (!(reply->box.pairs[i].key_len == 7 &&
-                  !memcmp(reply->box.pairs[i].key, "_answer", 7)))
-                keep[k++] = reply->box.pairs[i];
-        amp_box shown = {keep, k, 0};
-        json_write_box(stdout, &shown);
-        putchar('\n');
-        free(keep);
-    } else if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "%.*s: %.*s\n", (int)reply->error_code->value_len,
-                reply->error_code->value, (int)reply->error_description->value_len,
-                reply->error_description->value);
-        status = CLI_REMOTE;
-    } else if (r == AMP_E_TIMEOUT) {
-        fprintf(stderr, "amp-cli call: %s timed out after %g s\n", command, timeout);
-        status = CLI_TIMEOUT;
-    } else {
-        fprintf(stderr, "amp-cli call: %s: %s%s%s\n", command, amp_strerror(r),
-                *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
-        status = r == AMP_E_CLOSED ? CLI_CONN : CLI_BAD_INPUT;
-    }
-    amp_reply_free(reply);
-out:
+    status = call_run(cl, &o);
     amp_client_free(cl);
-    typed_args_free(&args);
     return status;
 }
