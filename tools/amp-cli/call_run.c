@@ -77,28 +77,31 @@ static int send_only(amp_client *cl, const call_opts *o, const typed_args *args)
     return CLI_OK;
 }
 
-static int call_and_print(amp_client *cl, const call_opts *o, const typed_args *args,
-                          const signature *sig)
+int call_plain(amp_client *cl, const char *verb, const char *command, const amp_pair *args,
+               size_t nargs, double timeout, amp_reply **out)
 {
     amp_reply *reply = NULL;
-    amp_err r = amp_client_call(cl, o->command, args->pairs, args->count, o->timeout, &reply);
+    amp_err r = amp_client_call(cl, command, args, nargs, timeout, &reply);
     int status = CLI_OK;
     if (r == AMP_OK) {
-        output_answer(stdout, o->mode, &reply->box, sig);
-    } else if (r == AMP_E_REMOTE) {
+        *out = reply;
+        return CLI_OK;
+    }
+    if (r == AMP_E_REMOTE) {
         fprintf(stderr, "%.*s: %.*s\n", (int)reply->error_code->value_len,
                 reply->error_code->value, (int)reply->error_description->value_len,
                 reply->error_description->value);
         status = CLI_REMOTE;
     } else if (r == AMP_E_TIMEOUT) {
-        fprintf(stderr, "amp-cli %s: %s timed out after %g s\n", o->verb, o->command, o->timeout);
+        fprintf(stderr, "amp-cli %s: %s timed out after %g s\n", verb, command, timeout);
         status = CLI_TIMEOUT;
     } else {
-        fprintf(stderr, "amp-cli %s: %s: %s%s%s\n", o->verb, o->command, amp_strerror(r),
+        fprintf(stderr, "amp-cli %s: %s: %s%s%s\n", verb, command, amp_strerror(r),
                 *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
         status = r == AMP_E_CLOSED ? CLI_CONN : CLI_BAD_INPUT;
     }
     amp_reply_free(reply);
+    *out = NULL;
     return status;
 }
 
@@ -114,7 +117,11 @@ int call_run_with(amp_client *cl, const call_opts *o, const signature *sig)
     } else if (o->no_answer) {
         status = send_only(cl, o, &args);
     } else {
-        status = call_and_print(cl, o, &args, sig);
+        amp_reply *reply;
+        status = call_plain(cl, o->verb, o->command, args.pairs, args.count, o->timeout, &reply);
+        if (status == CLI_OK)
+            output_answer(stdout, o->mode, &reply->box, sig);
+        amp_reply_free(reply);
     }
     typed_args_free(&args);
     return status;

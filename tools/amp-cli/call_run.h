@@ -40,6 +40,12 @@ int call_fetch_signature(amp_client *cl, const char *command, double timeout, co
  * description on stderr), CLI_TIMEOUT, CLI_CONN. */
 int call_run(amp_client *cl, const call_opts *o);
 
+/* A plain call whose answer the caller reads: CLI_OK with *out set (free
+ * with amp_reply_free), or an exit status after the message on stderr (an
+ * error answer: "CODE: description", CLI_REMOTE; CLI_TIMEOUT; CLI_CONN). */
+int call_plain(amp_client *cl, const char *verb, const char *command, const amp_pair *args,
+               size_t nargs, double timeout, amp_reply **out);
+
 /* The same with the signature already known (sig NULL: none); no look-up. */
 int call_run_with(amp_client *cl, const call_opts *o, const signature *sig);
 
