@@ -1,18 +1,16 @@
-"""amp-cli's bash completion and man page, checked against the built binary:
-the completion script sourced in a real bash (COMP_WORDS/COMP_CWORD set as
-bash sets them, the function called, COMPREPLY printed), against a real
-broker for command names; the man page rendered by groff/man without a
-warning and naming every verb of 'amp-cli --help' and every long option of
-each 'amp-cli VERB --help'; both installed by 'cmake --install' where
-bash-completion and man look for them."""
+"""amp-cli's bash completion, man page and the README's walk-through,
+checked against the built binary: the completion script sourced in a real
+bash (COMP_WORDS/COMP_CWORD set as bash sets them, the function called,
+COMPREPLY printed), against a real broker for command names; the man page
+rendered by groff/man without a warning and naming every verb of
+'amp-cli --help' and every long option of each 'amp-cli VERB --help'; both
+installed by 'cmake --install' where bash-completion and man look for them;
+the README's session run as written, each block on a terminal of its own."""
 import os
 import re
 import subprocess
-import time
+import socket
 
-import pytest
-
-from test_broker import broker, provider
 from test_twisted_interop import AMP_CLI, BUILD, HERE
 
 ROOT = os.path.dirname(HERE)
@@ -224,6 +222,8 @@ def test_man_page_lists_every_exit_status_and_environment_variable():
         assert re.search(r"^       %s  " % status, sections["EXIT STATUS"], re.M), status
     names = set(re.findall(r"\bAMP_[A-Z]+\b", help_text()))
     assert {"AMP_URL", "AMP_PASSWORD", "AMP_TOKEN"} <= names
+    for verb in verbs():
+        names |= set(re.findall(r"\bAMP_[A-Z]+\b", help_text(verb)))
     for name in names:
         assert re.search(r"^       %s$" % name, sections["ENVIRONMENT"], re.M), name
 
@@ -268,3 +268,153 @@ def test_installed_completion_and_man_page_are_found_where_tools_look(tmp_path):
                        env=dict(os.environ, MANPATH=str(prefix / "share" / "man")))
     assert p.stdout.decode().strip() == str(page), p
     assert "VERBS" in man_sections(render_man(str(page)))
+
+
+# The README's walk-through: blocks marked '<!-- session: NAME -->', each
+# what one terminal runs; '# => ' lines are what it shows ('...' stands for
+# any text). The test runs them as written, each in bash on a terminal of
+# its own (pexpect), against a free port instead of 7760 and this build
+# instead of build/ ('make run' is build/broker/amp-broker once built).
+
+def session_blocks(text=None):
+    if text is None:
+        with open(os.path.join(ROOT, "README.md")) as f:
+            text = f.read()
+    return dict(re.findall(r"<!-- session: (\S+) -->\n```(?:sh)?\n(.*?)```", text, re.S))
+
+
+def shown(block):
+    return [line[5:] for line in block.splitlines() if line.startswith("# => ")]
+
+
+def line_matches(want, got):
+    if "..." not in want:
+        return want == got
+    return re.fullmatch(".*".join(re.escape(p) for p in want.split("...")), got) is not None
+
+
+def assert_shows(want, got, what):
+    """Every line of `want` matches the line of `got` at its place."""
+    assert len(want) == len(got) and all(line_matches(w, g) for w, g in zip(want, got)), \
+        "%s shows:\n%s\nthe README says:\n%s" % (what, "\n".join(got), "\n".join(want))
+
+
+class Terminal:
+    """bash running one session block on a pseudo-terminal of its own."""
+
+    def __init__(self, script, port, cwd):
+        import pexpect
+        self.pexpect = pexpect
+        build = os.path.abspath(BUILD)
+        script = script.replace("7760", str(port)).replace("$PWD/build/", build + "/")
+        script = script.replace(
+            "make run", "%s/broker/amp-broker --listen tcp:%d:interface=127.0.0.1" % (build, port))
+        e = dict(os.environ, TERM="dumb", HOME=str(cwd))
+        for k in ("AMP_URL", "AMP_PASSWORD", "AMP_TOKEN"):
+            e.pop(k, None)
+        e.setdefault("ASAN_OPTIONS", "exitcode=86")
+        self.child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c", script], env=e,
+                                   cwd=str(cwd), encoding="utf-8", timeout=60,
+                                   dimensions=(50, 200))
+        self.seen = ""
+
+    def wait_for(self, text):
+        self.child.expect_exact(text)
+        self.seen += self.child.before + text
+
+    def interrupt(self):
+        """Ctrl-C, as typed: SIGINT to the terminal's foreground processes."""
+        self.child.sendintr()
+        return self.finish()
+
+    def finish(self):
+        self.child.expect(self.pexpect.EOF)
+        self.seen += self.child.before
+        self.child.close()
+        for marker in ("Sanitizer", "runtime error:"):
+            assert marker not in self.seen, self.seen
+        return self.child.exitstatus, self.lines()
+
+    def lines(self):
+        return [l for l in self.seen.replace("\r\n", "\n").split("\n") if l != ""]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_shell_transcript(block, port, cwd):
+    """A '$ amp-cli shell' transcript: each 'amp> LINE' typed, the lines up
+    to the next prompt compared with those shown."""
+    import pexpect
+    lines = block.splitlines()
+    assert lines[0] == "$ amp-cli shell", lines[0]
+    steps, want = [], None
+    for line in lines[1:]:
+        if line.startswith("amp> "):
+            want = []
+            steps.append((line[5:], want))
+        else:
+            want.append(line)
+    assert steps and steps[-1] == ("quit", []), steps
+    e = dict(os.environ, TERM="dumb", HOME=str(cwd), AMP_URL="tcp:127.0.0.1:%d" % port)
+    e.pop("AMP_HISTORY", None)
+    e.setdefault("ASAN_OPTIONS", "exitcode=86")
+    child = pexpect.spawn(os.path.abspath(AMP_CLI), ["shell"], env=e, cwd=str(cwd),
+                          encoding="utf-8", timeout=60, dimensions=(50, 200))
+    child.expect_exact("amp> ")
+    for typed, want in steps[:-1]:
+        child.send(typed + "\r")
+        child.expect_exact("amp> ")
+        got = [l for l in child.before.replace("\r\n", "\n").split("\n") if l][1:]  # the echo
+        assert_shows(want, got, "amp> " + typed)
+    child.send("quit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    return (cwd / ".amp_cli_history").read_text()
+
+
+def test_readme_session_runs_as_written(tmp_path):
+    """The README's walk-through of a session: the broker, serve --exec with
+    a signature, sub, then call, pub, commands and stats, and the shell."""
+    blocks = session_blocks()
+    assert list(blocks) == ["broker", "serve", "sub", "main", "shell"]
+    port = free_port()
+    started = []
+    try:
+        broker = Terminal(blocks["broker"], port, tmp_path)
+        started.append(broker)
+        broker.wait_for("amp-broker ")
+        broker.wait_for(" ready")
+        serve = Terminal(blocks["serve"], port, tmp_path)
+        started.append(serve)
+        serve.wait_for("amp-cli serve: serving")
+        sub = Terminal(blocks["sub"], port, tmp_path)
+        started.append(sub)
+        sub.wait_for("amp-cli sub: subscribed")
+        status, got = Terminal(blocks["main"], port, tmp_path).finish()
+        assert status == 0
+        assert_shows(shown(blocks["main"]), got, "the session's main terminal")
+        history = run_shell_transcript(blocks["shell"], port, tmp_path)
+        assert "quit" in history
+        # the events published reach the subscriber; Ctrl-C ends it and serve
+        want = shown(blocks["sub"])
+        sub.wait_for(want[-1].split("...")[0])
+        for term, name in ((sub, "sub"), (serve, "serve")):
+            status, got = term.interrupt()
+            assert status == 0, (name, got)
+            assert_shows(shown(blocks[name]), [l for l in got if l != "^C"], name)
+        status, got = broker.interrupt()
+        assert status == 0
+        # the broker's lines shown are among those it logged
+        for want in shown(blocks["broker"]):
+            assert any(line_matches(want, line) for line in got), (want, got)
+    finally:
+        for term in started:
+            if term.child.isalive():
+                os.killpg(term.child.pid, 9)  # its session, bash and what it runs
