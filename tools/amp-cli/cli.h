@@ -22,5 +22,7 @@ int cmd_sub(int argc, char **argv);
 int cmd_pub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
+int cmd_commands(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include "amp/amp.h"
 #include "cli.h"
-#include "json_text.h"
+#include "output.h"
 #include "typed_args.h"
 
 struct listen_opts {
@@ -18,6 +18,7 @@ struct listen_opts {
     long count, seen;
     amp_tls_config starttls;
     int serve_starttls;
+    output_mode mode;
     struct ev_loop *loop;
 };
 
@@ -28,8 +29,10 @@ static void listen_usage(FILE *out)
             "\n"
             "Accept connections on ENDPOINT (tcp:PORT[:interface=ADDR], unix:PATH,\n"
             "ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem]) and print every call that\n"
-            "arrives as one JSON line (keys in wire order, as 'amp-cli decode' prints\n"
-            "them). Calls with _ask are answered: with an empty answer by default.\n"
+            "arrives: as one JSON line (keys in wire order, as 'amp-cli decode' prints\n"
+            "them) when stdout is not a terminal or with --json, else as\n"
+            "'NAME  key=value...'. Calls with _ask are answered: with an empty answer\n"
+            "by default.\n"
             "The port actually bound is printed on stderr (useful with tcp:0).\n"
             "\n"
             "options:\n"
@@ -38,21 +41,15 @@ static void listen_usage(FILE *out)
             "  --error CODE[:DESCRIPTION]   answer every call with this error instead\n"
             "  --fatal                      ... and close the connection after it\n"
             "  --count N                    exit after N calls\n"
+            "  --json                       JSON lines even on a terminal\n"
             "  --starttls-cert FILE, --starttls-key FILE\n"
             "                               answer StartTLS and switch to TLS\n");
-}
-
-static void print_box(const amp_box *box)
-{
-    json_write_box(stdout, box);
-    putchar('\n');
-    fflush(stdout);
 }
 
 static void on_call(amp_session *s, amp_request *req, const amp_box *args, void *ud)
 {
     struct listen_opts *o = ud;
-    print_box(args);
+    output_box_line(stdout, o->mode, args);
     if (o->error_code)
         amp_request_error(req, o->error_code, o->error_description, o->fatal);
     else
@@ -80,13 +77,15 @@ int cmd_listen(int argc, char **argv)
         {"answer", required_argument, 0, 'a'},        {"error", required_argument, 0, 'e'},
         {"fatal", no_argument, 0, 'f'},               {"count", required_argument, 0, 'n'},
         {"starttls-cert", required_argument, 0, 'C'}, {"starttls-key", required_argument, 0, 'K'},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+        {"json", no_argument, 0, 'j'},                {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     struct listen_opts o;
     memset(&o, 0, sizeof o);
     char **answers = calloc((size_t)argc + 1, sizeof *answers);
     int nanswers = 0, c;
     char *error_spec = NULL;
+    int json = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -96,6 +95,7 @@ int cmd_listen(int argc, char **argv)
         case 'n': o.count = atol(optarg); break;
         case 'C': o.starttls.cert = optarg; o.serve_starttls = 1; break;
         case 'K': o.starttls.private_key = optarg; o.serve_starttls = 1; break;
+        case 'j': json = 1; break;
         case 'h': listen_usage(stdout); free(answers); return CLI_OK;
         default: listen_usage(stderr); free(answers); return CLI_USAGE;
         }
@@ -119,6 +119,7 @@ int cmd_listen(int argc, char **argv)
         o.error_code = error_spec;
         o.error_description = colon ? colon + 1 : "";
     }
+    o.mode = output_pick(json);
     signal(SIGPIPE, SIG_IGN);
     o.loop = ev_default_loop(0);
     amp_listener *l;

@@ -10,7 +10,7 @@
 #include "amp/amp.h"
 #include "cli.h"
 #include "conn_opts.h"
-#include "json_text.h"
+#include "output.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -21,6 +21,7 @@ static void on_stop_signal(int sig)
 
 struct sub_state {
     long count, seen;
+    output_mode mode;
 };
 
 static void sub_usage(FILE *out)
@@ -29,12 +30,14 @@ static void sub_usage(FILE *out)
             "usage: amp-cli sub [OPTIONS] PATTERN...\n"
             "\n"
             "Subscribe through the broker (amp.Subscribe, one per PATTERN: '*' one\n"
-            "token, '>' the rest) and print each event as one JSON line, its name as\n"
-            "\"_command\" and its keys in wire order, as 'amp-cli decode' prints them.\n"
+            "token, '>' the rest) and print each event: as one JSON line, its name as\n"
+            "\"_command\" and its keys in wire order, as 'amp-cli decode' prints them,\n"
+            "when stdout is not a terminal or with --json; else as 'NAME  key=value...'.\n"
             "Once every subscription is in place, prints 'amp-cli sub: subscribed' on\n"
             "stderr.\n"
             "\n"
             "options:\n"
+            "  --json              JSON lines even on a terminal\n"
             "  --count N           exit 0 after N events\n"
             "  --timeout SECONDS   stop waiting after that long: exit 6 if fewer than\n"
             "                      --count events (without --count: none) arrived\n"
@@ -52,9 +55,7 @@ static void on_event(amp_session *s, amp_request *req, const amp_box *args, void
         amp_request_answer(req, NULL, 0);
         return;
     }
-    json_write_box(stdout, args);
-    putchar('\n');
-    fflush(stdout);
+    output_box_line(stdout, st->mode, args);
     st->seen++;
     amp_request_answer(req, NULL, 0); /* an event's request: its answer is dropped */
 }
@@ -135,14 +136,15 @@ int cmd_sub(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"count", required_argument, 0, 'n'}, {"timeout", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},        CONN_OPTS_LONG,
+        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
+        CONN_OPTS_LONG,
         {0, 0, 0, 0},
     };
     conn_opts co;
     conn_opts_init(&co);
-    struct sub_state st = {0, 0};
+    struct sub_state st = {0, 0, OUTPUT_JSON};
     double timeout = 0;
-    int c;
+    int c, json = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
@@ -162,6 +164,7 @@ int cmd_sub(int argc, char **argv)
                 return CLI_USAGE;
             }
             break;
+        case 'j': json = 1; break;
         case 'h': sub_usage(stdout); return CLI_OK;
         default: sub_usage(stderr); return CLI_USAGE;
         }
@@ -170,6 +173,7 @@ int cmd_sub(int argc, char **argv)
         sub_usage(stderr);
         return CLI_USAGE;
     }
+    st.mode = output_pick(json);
     signal(SIGPIPE, SIG_IGN);
     sigset_t stops, waitmask;
     sigemptyset(&stops);

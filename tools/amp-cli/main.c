@@ -12,12 +12,14 @@ static const struct verb {
 } verbs[] = {
     {"decode", cmd_decode, "print a raw AMP byte stream as JSON lines, one box per line"},
     {"encode", cmd_encode, "write JSON lines as the exact AMP bytes"},
-    {"call", cmd_call, "call a command on a peer and print the answer as JSON"},
+    {"call", cmd_call, "call a command on a peer and print the answer"},
     {"listen", cmd_listen, "accept connections, print every box, answer calls"},
     {"sub", cmd_sub, "subscribe through a broker, print each event as a JSON line"},
     {"pub", cmd_pub, "publish events through a broker"},
     {"serve", cmd_serve, "provide commands through a broker: fixed answers or a program"},
     {"shell", cmd_shell, "an interactive prompt on the bus: calls, pub, sub, help"},
+    {"commands", cmd_commands, "the broker's commands with their signatures"},
+    {"stats", cmd_stats, "the broker's counters"},
 };
 
 static void usage(FILE *out)

@@ -135,7 +135,7 @@ int sig_add_field(sig_cursor *c, sig_field **fields, size_t *n, size_t max, cons
 static int parse_amplist_fields(sig_cursor *c, sig_type *t, int depth)
 {
     if (sig_eat(c, ')'))
-        return 0;
+        return sig_fail(c, "an AmpList needs at least one field");
     do {
         const char *name;
         size_t len = sig_word(c, &name);

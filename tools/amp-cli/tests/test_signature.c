@@ -100,6 +100,7 @@ Test(notation, bad_ones_are_refused_with_a_reason)
     refused("Sum() ->", "expected '(' after '->'");
     refused("Sum() x", "unexpected 'x'");
     refused("Sum(a: AmpList(x: Integer, x: Float))", "declared twice");
+    refused("Sum(a: AmpList())", "at least one field");
     refused("S(a: ListOf(ListOf(ListOf(ListOf(ListOf(Integer))))))", "nested deeper than 4");
 }
 
