@@ -16,6 +16,7 @@ from test_twisted_interop import AMP_CLI, HERE, TWISTED_PEER
 
 REMOTE_ERROR = 4
 CONN_LOST = 5
+TIMED_OUT = 6
 LOGIN_REFUSED = 7
 
 
@@ -131,6 +132,99 @@ def test_exec_gets_the_call_on_stdin_and_answers_from_stdout(tmp_path):
         b.stop()
 
 
+SUM = "Sum(a: Integer, b: Integer?) -> (total: Integer, ok: Boolean) ! ZERO_DIVISION"
+
+
+def twisted_sum(endpoint, **args):
+    """A Twisted caller declaring Sum as the signature above: its answer."""
+    return run([TWISTED_PEER[0], "-c", (
+        "import sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from twisted.internet import reactor, endpoints\n"
+        "from twisted.protocols import amp\n"
+        "class Sum(amp.Command):\n"
+        "    arguments = [(b'a', amp.Integer()), (b'b', amp.Integer(optional=True))]\n"
+        "    response = [(b'total', amp.Integer()), (b'ok', amp.Boolean())]\n"
+        "    errors = {Exception: b'ZERO_DIVISION'}\n"
+        "def go(p):\n"
+        "    return p.callRemote(Sum, **%r)\n"
+        "def done(r):\n"
+        "    print(repr(r))\n"
+        "    reactor.stop()\n"
+        "d = endpoints.connectProtocol(endpoints.clientFromString(reactor, %r), amp.AMP())\n"
+        "d.addCallback(go).addBoth(done)\n"
+        "reactor.run()\n") % (os.path.join(HERE, "python"), args, endpoint)]).stdout.decode()
+
+
+def test_signature_types_the_answers_and_the_exec_protocol(tmp_path):
+    b = broker()
+    seen = tmp_path / "seen"
+    cmd = script(tmp_path, "sum.sh", (
+        'read line\n'
+        'echo "$line" > %s.$$; mv %s.$$ %s\n'
+        'case "$line" in\n'
+        '*\\"a\\":0*) echo \'{"error": "ZERO_DIVISION", "description": "a is 0"}\';;\n'
+        '*\\"a\\":7*) echo \'{"total": "seven", "ok": true}\';;\n'
+        '*\\"a\\":8*) echo \'{"ok": true}\';;\n'
+        '*) echo \'{"total": 123456789012345678901234567890, "ok": false, "note": 1.5}\';;\n'
+        'esac\n') % (seen, seen, seen))
+    try:
+        # fixed answers typed by the declared response
+        s = Serve("--server", b.endpoint, "--answer", "total=3", "--answer", "ok=true", SUM)
+        assert twisted_sum(b.endpoint, a=1, b=2) == "{'total': 3, 'ok': True}\n"
+        assert call(b.endpoint, "Sum", "a=1") == {"total": 3, "ok": True}
+        # another signature for the same command is refused
+        p = cli("serve", "--server", b.endpoint, "--answer", "total=1",
+                "Sum(a: Unicode) -> (total: Integer)", check=False)
+        assert p.returncode == REMOTE_ERROR, p.stderr
+        assert b"registering Sum refused: SIGNATURE_CONFLICT" in p.stderr, p.stderr
+        status, _, err = s.stop()
+        assert status == 0, err
+        # --exec: typed JSON in, typed values out
+        s = Serve("--server", b.endpoint, "--exec", cmd, SUM)
+        got = call(b.endpoint, "Sum", "a=1", "b=2")
+        assert got == {"total": 123456789012345678901234567890, "ok": False, "note": "1.5"}
+        assert json.loads(seen.read_text()) == {"command": "Sum", "arguments": {"a": 1, "b": 2}}
+        assert twisted_sum(b.endpoint, a=4) == \
+            "{'total': 123456789012345678901234567890, 'ok': False}\n"
+        assert error_of(b.endpoint, "Sum", "a=0") == ("ZERO_DIVISION", "a is 0")
+        code, desc = error_of(b.endpoint, "Sum", "a=7")
+        assert code == "EXEC_BAD_OUTPUT" and "'total'" in desc, desc
+        code, desc = error_of(b.endpoint, "Sum", "a=8")
+        assert code == "EXEC_BAD_OUTPUT", desc
+        assert "the answer has no 'total' (Integer), which Sum's response declares" in desc
+        status, _, err = s.stop()
+        assert status == 0, err
+    finally:
+        b.stop()
+
+
+def test_signature_lists_and_answer_errors(tmp_path):
+    b = broker()
+    cmd = script(tmp_path, "stats.sh", (
+        'read line\n'
+        'echo "$line" > %s/seen\n'
+        'echo \'{"mean": 2.0, "names": ["x", "y"], "worst": "nan"}\'\n') % tmp_path)
+    sig = "Stats(xs: ListOf(Integer)) -> (mean: Float, names: ListOf(Unicode), worst: Float)"
+    try:
+        s = Serve("--server", b.endpoint, "--exec", cmd, sig)
+        got = call(b.endpoint, "Stats", "xs=[1, 2, 3]")
+        assert got == {"mean": 2.0, "names": ["x", "y"], "worst": "nan"}
+        assert json.loads((tmp_path / "seen").read_text()) == \
+            {"command": "Stats", "arguments": {"xs": [1, 2, 3]}}
+        status, _, err = s.stop()
+        assert status == 0, err
+    finally:
+        b.stop()
+    # mistakes on the command line are found before connecting
+    for argv, why in ((["--answer", "ok=true", SUM], b"Sum's response declares 'total'"),
+                      (["--answer", "total=abc", "--answer", "ok=true", SUM], b"total=abc"),
+                      (["Sum(a: Integr)"], b"Integr"),
+                      (["Sum(a: Integer) ->"], b"")):
+        p = cli("serve", "--server", "tcp:127.0.0.1:1", *argv, check=False)
+        assert p.returncode == 2 and why in p.stderr, (argv, p.stderr)
+
+
 def test_exec_error_object_exit_status_signal_and_bad_output(tmp_path):
     b = broker()
     cmd = script(tmp_path, "many.sh", (
@@ -161,7 +255,7 @@ def test_exec_error_object_exit_status_signal_and_bad_output(tmp_path):
         code, desc = error_of(b.endpoint, "Array")
         assert code == "EXEC_BAD_OUTPUT" and "not an object" in desc, desc
         code, desc = error_of(b.endpoint, "Nested")
-        assert code == "EXEC_BAD_OUTPUT" and "'x' is an object" in desc, desc
+        assert code == "EXEC_BAD_OUTPUT" and "key 'x': an undeclared key needs a string" in desc, desc
         code, desc = error_of(b.endpoint, "Reserved")
         assert code == "EXEC_BAD_OUTPUT" and "'_answer' is not allowed" in desc, desc
         code, desc = error_of(b.endpoint, "Nothing")
@@ -326,7 +420,7 @@ def test_sigint_lets_a_running_child_finish_then_exits_0(tmp_path):
 def test_broker_lost_exits_5():
     b = broker()
     s = Serve("--server", b.endpoint, "--answer", "x=1", "Lost")
-    b.stop()
+    b.stop(signal.SIGKILL)
     status, _, err = s.finish()
     assert status == CONN_LOST and "connection lost" in err, (status, err)
 
@@ -349,11 +443,14 @@ def test_children_are_reaped_and_get_only_stdio(tmp_path):
     try:
         s = Serve("--server", b.endpoint, "--exec", cmd, "Fds", "Bad")
         assert call(b.endpoint, "Fds") == {"fds": "0 1 2"}
+        open_fds = sorted(os.listdir("/proc/%d/fd" % s.proc.pid))
         for _ in range(5):
             assert error_of(b.endpoint, "Bad")[0] == "EXEC_FAILED"
             call(b.endpoint, "Fds")
-        # every child was reaped before its call was answered
+        # every child was reaped before its call was answered, and serve
+        # closed every pipe it made
         assert s.children() == []
+        assert sorted(os.listdir("/proc/%d/fd" % s.proc.pid)) == open_fds
         status, _, err = s.stop()
         assert status == 0, err
     finally:
@@ -403,3 +500,13 @@ def test_usage_errors_and_help():
         assert p.returncode == 2, (argv, p.stderr)
     p = cli("serve", "--server", "tcp:127.0.0.1:1", "X", check=False)
     assert p.returncode == CONN_LOST, p.stderr
+    # a peer that never answers amp.Register: --timeout ends the wait
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    try:
+        p = cli("serve", "--server", "tcp:127.0.0.1:%d" % silent.getsockname()[1],
+                "--timeout", "0.5", "X", check=False)
+        assert p.returncode == TIMED_OUT and b"registering X timed out" in p.stderr, p.stderr
+    finally:
+        silent.close()

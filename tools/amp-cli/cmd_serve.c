@@ -19,6 +19,7 @@
 #include "conn_opts.h"
 #include "exec_runner.h"
 #include "serve_exec.h"
+#include "signature.h"
 #include "typed_args.h"
 
 #define STOP_GRACE 5.0           /* seconds running children get on SIGINT/SIGTERM */
@@ -26,7 +27,7 @@
 #define MAX_STDERR 4096          /* bytes of a child's stderr passed through per call */
 
 typedef struct served {
-    const char *name;
+    signature sig;     /* the name, and what it declares (if anything) */
     typed_args answer; /* --answer values */
     struct serve_state *st;
 } served;
@@ -49,7 +50,7 @@ typedef struct serve_state {
 
 /* A call waiting for its child. */
 typedef struct pending_call {
-    serve_state *st;
+    served *cmd;
     amp_request *req;
 } pending_call;
 
@@ -60,31 +61,40 @@ static void serve_usage(FILE *out)
             "\n"
             "Register each COMMAND with the broker (amp.Register) and answer every call\n"
             "the broker routes here, without one call waiting for another. Once every\n"
-            "registration is answered, prints 'amp-cli serve: serving COMMAND...' on\n"
-            "stderr.\n"
+            "registration is answered, prints 'amp-cli serve: serving NAME...' on\n"
+            "stderr. COMMAND is a name, or a name with its signature, registered with\n"
+            "it; arguments and answers are then converted by their declared types:\n"
+            "  'Sum(a: Integer, b: Integer?) -> (total: Integer) ! ZERO_DIVISION'\n"
+            "('?' an optional argument; '-> (...)' and '! CODES' may be left out).\n"
             "\n"
             "answers:\n"
-            "  (neither option)    an empty answer\n"
+            "  (neither option)    an empty answer (a signature that declares a\n"
+            "                      response needs --answer or --exec)\n"
             "  --answer NAME[:TYPE]=VALUE\n"
             "                      put this key in every answer (repeatable; types as\n"
-            "                      for 'amp-cli call')\n"
+            "                      for 'amp-cli call'; NAME=VALUE takes the type the\n"
+            "                      signature declares; each declared response key must\n"
+            "                      be given)\n"
             "  --exec 'CMD'        per call, run CMD with /bin/sh -c in a process group\n"
             "                      of its own, with AMP_COMMAND=COMMAND in its\n"
             "                      environment and the call as one JSON line on its stdin:\n"
-            "                        {\"command\": \"Sum\", \"arguments\": {\"a\": \"1\"}}\n"
-            "                      The first line of its stdout is the answer: a JSON\n"
-            "                      object of the answer's keys (strings as they are,\n"
-            "                      numbers as their text, booleans True/False), or\n"
+            "                        {\"command\": \"Sum\", \"arguments\": {\"a\": 1}}\n"
+            "                      (typed JSON by the signature: numbers for Integers...;\n"
+            "                      strings when undeclared). The first line of its\n"
+            "                      stdout is the answer: a JSON object of the answer's\n"
+            "                      keys (converted to the declared types; undeclared:\n"
+            "                      strings as they are, numbers as their text, booleans\n"
+            "                      True/False), or\n"
             "                        {\"error\": \"CODE\", \"description\": \"text\"}\n"
             "                      to answer with that error. Otherwise the call is\n"
             "                      answered with the error EXEC_FAILED (a non-zero exit:\n"
             "                      'exit status N: <first stderr line>', or 'killed by\n"
             "                      signal N'), EXEC_BAD_OUTPUT (no JSON object, a value\n"
-            "                      that does not convert, over 1 MiB of stdout), TIMEOUT\n"
-            "                      (over --exec-timeout: its process group is killed) or\n"
-            "                      OVERLOADED (--max-queue calls already wait). Its\n"
-            "                      stderr goes to ours (4 KiB per call, then\n"
-            "                      '... (truncated)')\n"
+            "                      that does not convert, a declared key missing, over\n"
+            "                      1 MiB of stdout), TIMEOUT (over --exec-timeout: its\n"
+            "                      process group is killed) or OVERLOADED (--max-queue\n"
+            "                      calls already wait). Its stderr goes to ours (4 KiB\n"
+            "                      per call, then '... (truncated)')\n"
             "  --exec-timeout S    seconds a child may run (default 30)\n"
             "  --max-concurrent N  children running at once (default 16)\n"
             "  --max-queue N       calls waiting for a child beyond those (default 1024)\n"
@@ -116,8 +126,8 @@ static void answered(serve_state *st)
 static void on_exec_done(const exec_result *r, void *ud)
 {
     pending_call *pc = ud;
-    serve_state *st = pc->st;
-    serve_exec_answer(pc->req, r, &st->limits);
+    serve_state *st = pc->cmd->st;
+    serve_exec_answer(pc->req, r, &pc->cmd->sig, &st->limits);
     free(pc);
     answered(st);
     if (st->stopping && !exec_runner_running(st->runner) && !exec_runner_queued(st->runner))
@@ -138,13 +148,13 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *args, void 
         return;
     }
     size_t len;
-    char *input = serve_exec_input(cmd->name, args, &len);
+    char *input = serve_exec_input(&cmd->sig, args, &len);
     pending_call *pc = malloc(sizeof *pc);
     if (!input || !pc) {
         amp_request_error(req, "EXEC_FAILED", "out of memory", 0);
     } else {
-        *pc = (pending_call){st, req};
-        if (exec_runner_submit(st->runner, input, len, cmd->name, on_exec_done, pc) == 0)
+        *pc = (pending_call){cmd, req};
+        if (exec_runner_submit(st->runner, input, len, cmd->sig.command, on_exec_done, pc) == 0)
             pc = NULL;
         else {
             char msg[160];
@@ -238,8 +248,8 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     exec_runner_cancel_queued(st->runner);
     amp_conn *c = amp_client_conn(st->cl);
     for (int i = 0; c && i < st->ncmds; i++) {
-        amp_pair p = {(const uint8_t *)"command", 7, (const uint8_t *)st->cmds[i].name,
-                      strlen(st->cmds[i].name)};
+        const char *name = st->cmds[i].sig.command;
+        amp_pair p = {(const uint8_t *)"command", 7, (const uint8_t *)name, strlen(name)};
         amp_conn_call(c, "amp.Unregister", &p, 1, STOP_GRACE, unregister_done, NULL, NULL);
     }
     ev_timer_set(&st->grace, STOP_GRACE, 0);
@@ -274,27 +284,38 @@ static void flush_answers(serve_state *st, double seconds)
 
 /* ---- setup -------------------------------------------------------------- */
 
+/* amp.Register with the policy and the signature, if given. */
 static int register_one(serve_state *st, served *cmd, double timeout)
 {
-    amp_pair p[2] = {{(const uint8_t *)"command", 7, (const uint8_t *)cmd->name,
-                      strlen(cmd->name)}};
+    const char *name = cmd->sig.command;
+    sig_wire wire;
+    char err[512];
+    if (signature_to_wire(&cmd->sig, &wire, err, sizeof err)) {
+        fprintf(stderr, "amp-cli serve: %s: %s\n", name, err);
+        sig_wire_free(&wire);
+        return CLI_USAGE;
+    }
+    amp_pair p[5] = {{(const uint8_t *)"command", 7, (const uint8_t *)name, strlen(name)}};
     size_t n = 1;
     if (st->policy)
         p[n++] = (amp_pair){(const uint8_t *)"policy", 6, (const uint8_t *)st->policy,
                             strlen(st->policy)};
+    for (size_t i = 0; i < wire.count; i++)
+        p[n++] = wire.pairs[i];
     amp_reply *reply = NULL;
     amp_err r = amp_client_call(st->cl, "amp.Register", p, n, timeout, &reply);
+    sig_wire_free(&wire);
     int status = CLI_OK;
     if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "amp-cli serve: registering %s refused: %.*s: %.*s\n", cmd->name,
+        fprintf(stderr, "amp-cli serve: registering %s refused: %.*s: %.*s\n", name,
                 (int)reply->error_code->value_len, reply->error_code->value,
                 (int)reply->error_description->value_len, reply->error_description->value);
         status = CLI_REMOTE;
     } else if (r == AMP_E_TIMEOUT) {
-        fprintf(stderr, "amp-cli serve: registering %s timed out\n", cmd->name);
+        fprintf(stderr, "amp-cli serve: registering %s timed out\n", name);
         status = CLI_TIMEOUT;
     } else if (r != AMP_OK) {
-        fprintf(stderr, "amp-cli serve: registering %s: %s%s%s\n", cmd->name, amp_strerror(r),
+        fprintf(stderr, "amp-cli serve: registering %s: %s%s%s\n", name, amp_strerror(r),
                 *amp_client_error_text(st->cl) ? ": " : "", amp_client_error_text(st->cl));
         status = CLI_CONN;
     }
@@ -308,8 +329,8 @@ static int register_all(serve_state *st, double timeout)
 {
     amp_session *s = amp_conn_session(amp_client_conn(st->cl));
     for (int i = 0; i < st->ncmds; i++)
-        if (amp_session_serve_str(s, st->cmds[i].name, on_call, &st->cmds[i]) != AMP_OK) {
-            fprintf(stderr, "amp-cli serve: %s given twice\n", st->cmds[i].name);
+        if (amp_session_serve_str(s, st->cmds[i].sig.command, on_call, &st->cmds[i]) != AMP_OK) {
+            fprintf(stderr, "amp-cli serve: %s given twice\n", st->cmds[i].sig.command);
             return CLI_USAGE;
         }
     for (int i = 0; i < st->ncmds; i++) {
@@ -319,7 +340,7 @@ static int register_all(serve_state *st, double timeout)
     }
     fprintf(stderr, "amp-cli serve: serving");
     for (int i = 0; i < st->ncmds; i++)
-        fprintf(stderr, " %s", st->cmds[i].name);
+        fprintf(stderr, " %s", st->cmds[i].sig.command);
     fprintf(stderr, "\n");
     return CLI_OK;
 }
@@ -334,13 +355,69 @@ static void run_loop(serve_state *st)
     st->prep.data = st->grace.data = st;
     ev_io_start(loop, &st->io);
     ev_prepare_start(loop, &st->prep);
-    ev_run(loop, 0);
+    /* calls answered while registering may have reached --count already */
+    if (!st->count || st->answered < st->count)
+        ev_run(loop, 0);
     end_children(st);
     flush_answers(st, 5);
     ev_prepare_stop(loop, &st->prep);
     ev_io_stop(loop, &st->io);
     ev_timer_stop(loop, &st->client_timer);
     ev_timer_stop(loop, &st->grace);
+}
+
+/* The --answer values for one command: name=value takes the type its
+ * response declares for name (an explicit :type wins; undeclared names are
+ * Strings), and every declared response field must be there. 0, or -1
+ * after a message. */
+static int build_answer(served *cmd, int n, char **answers)
+{
+    char err[512];
+    const signature *sig = &cmd->sig;
+    if (typed_args_parse(&cmd->answer, n, answers, err, sizeof err)) {
+        fprintf(stderr, "amp-cli serve: --answer %s\n", err);
+        return -1;
+    }
+    for (size_t i = 0; i < cmd->answer.count; i++) {
+        amp_pair *p = &cmd->answer.pairs[i];
+        if (cmd->answer.fd_paths[i]) {
+            fprintf(stderr, "amp-cli serve: --answer %s: a Descriptor cannot be answered "
+                            "through the broker\n", answers[i]);
+            return -1;
+        }
+        const sig_field *f = signature_find_response(sig, (const char *)p->key, p->key_len);
+        if (!f || p->key[p->key_len] == ':') /* the key points into answers[i] */
+            continue;
+        const char *text = (const char *)p->key + p->key_len + 1;
+        amp_buf *v = &cmd->answer.values[i];
+        v->len = 0;
+        if (typed_args_encode_text(f->type, text, strlen(text), v, err, sizeof err)) {
+            fprintf(stderr, "amp-cli serve: --answer %s: %s\n", answers[i], err);
+            return -1;
+        }
+        if (v->len > AMP_MAX_VALUE_LEN) {
+            fprintf(stderr, "amp-cli serve: --answer %s: over 65535 bytes\n", answers[i]);
+            return -1;
+        }
+        p->value = v->data ? v->data : (const uint8_t *)"";
+        p->value_len = v->len;
+    }
+    for (size_t f = 0; f < sig->nresponse; f++) {
+        const char *name = sig->response[f].name;
+        size_t i = 0;
+        while (i < cmd->answer.count && !(cmd->answer.pairs[i].key_len == strlen(name) &&
+                                          !memcmp(cmd->answer.pairs[i].key, name, strlen(name))))
+            i++;
+        if (i == cmd->answer.count) {
+            char *decl = signature_format(sig);
+            fprintf(stderr, "amp-cli serve: %s's response declares '%s': give --answer %s=VALUE "
+                            "or --exec (declared: %s)\n", sig->command, name, name,
+                    decl ? decl : sig->command);
+            free(decl);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int positive(const char *opt, const char *arg, double *out)
@@ -420,18 +497,13 @@ int cmd_serve(int argc, char **argv)
     char err[512];
     for (int i = 0; i < st.ncmds; i++) {
         served *cmd = &st.cmds[i];
-        cmd->name = argv[optind + i];
         cmd->st = &st;
-        if (typed_args_parse(&cmd->answer, nanswers, answers, err, sizeof err)) {
-            fprintf(stderr, "amp-cli serve: --answer %s\n", err);
+        if (signature_parse(argv[optind + i], &cmd->sig, err, sizeof err)) {
+            fprintf(stderr, "amp-cli serve: '%s': %s\n", argv[optind + i], err);
             goto out;
         }
-        for (size_t k = 0; k < cmd->answer.count; k++)
-            if (cmd->answer.fd_paths[k]) {
-                fprintf(stderr, "amp-cli serve: --answer: a Descriptor cannot be answered "
-                                "through the broker\n");
-                goto out;
-            }
+        if (!ec.command && build_answer(cmd, nanswers, answers))
+            goto out;
     }
     signal(SIGPIPE, SIG_IGN);
     st.loop = ev_default_loop(0);
@@ -458,8 +530,10 @@ int cmd_serve(int argc, char **argv)
     ev_signal_stop(st.loop, &st.sigterm);
 out:
     exec_runner_free(st.runner);
-    for (int i = 0; i < st.ncmds; i++)
+    for (int i = 0; i < st.ncmds; i++) {
         typed_args_free(&st.cmds[i].answer);
+        signature_free(&st.cmds[i].sig);
+    }
     free(st.cmds);
     free(answers);
     return status;

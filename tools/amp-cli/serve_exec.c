@@ -8,43 +8,35 @@
 #include <string.h>
 
 #include "json_text.h"
+#include "typed_json.h"
 
-char *serve_exec_input(const char *command, const amp_box *args, size_t *len)
+char *serve_exec_input(const signature *sig, const amp_box *args, size_t *len)
 {
+    /* the arguments without the protocol's keys (_ask, _command) */
+    amp_pair *keep = malloc((args->count + 1) * sizeof *keep);
+    if (!keep)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < args->count; i++)
+        if (!amp_pair_is_reserved(&args->pairs[i]))
+            keep[k++] = args->pairs[i];
+    amp_box shown = {keep, k, 0};
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
-    if (!f)
-        return NULL;
-    fputs("{\"command\":", f);
-    json_write_bytes(f, (const uint8_t *)command, strlen(command));
-    fputs(",\"arguments\":{", f);
-    int first = 1;
-    for (size_t i = 0; i < args->count; i++) {
-        const amp_pair *p = &args->pairs[i];
-        if (amp_pair_is_reserved(p))
-            continue;
-        if (!first)
-            putc(',', f);
-        first = 0;
-        json_write_bytes(f, p->key, p->key_len);
-        putc(':', f);
-        json_write_bytes(f, p->value, p->value_len);
+    if (f) {
+        fputs("{\"command\":", f);
+        json_write_bytes(f, (const uint8_t *)sig->command, strlen(sig->command));
+        fputs(",\"arguments\":", f);
+        typed_json_write_box(f, &shown, sig->args, sig->nargs);
+        fputs("}\n", f);
+        if (fclose(f)) {
+            free(text);
+            text = NULL;
+        }
     }
-    fputs("}}\n", f);
-    if (fclose(f)) {
-        free(text);
-        return NULL;
-    }
+    free(keep);
     return text;
 }
-
-/* The answer's values: the JSON text of each (numbers, booleans) kept
- * alive until the answer is sent. */
-typedef struct answer_build {
-    amp_pair *pairs;
-    size_t n;
-    char (*text)[AMP_FLOAT_MAX_LEN + AMP_INT_MAX_LEN];
-} answer_build;
 
 static amp_err bad_output(amp_request *req, const char *fmt, const char *a, const char *b)
 {
@@ -53,72 +45,90 @@ static amp_err bad_output(amp_request *req, const char *fmt, const char *a, cons
     return amp_request_error(req, "EXEC_BAD_OUTPUT", msg, 0);
 }
 
-/* One value without a signature: strings as they are, numbers as their
- * text, booleans as AMP writes them (True/False). 0, or -1 with *why. */
-static int plain_value(json_t *v, char *buf, const char **s, size_t *n, const char **why)
+/* The reason an answer box is not acceptable, or NULL: reserved keys, a
+ * declared response field missing, more than an AMP box holds. */
+static const char *answer_problem(const typed_box *b, const signature *sig, char *msg,
+                                  size_t len)
 {
-    if (json_is_string(v)) {
-        *s = json_string_value(v);
-        *n = json_string_length(v);
-    } else if (json_is_integer(v)) {
-        *n = (size_t)snprintf(buf, AMP_INT_MAX_LEN + 1, "%lld", (long long)json_integer_value(v));
-        *s = buf;
-    } else if (json_is_real(v)) {
-        *n = amp_float_format(json_real_value(v), buf);
-        *s = buf;
-    } else if (json_is_boolean(v)) {
-        *s = json_is_true(v) ? "True" : "False";
-        *n = strlen(*s);
-    } else {
-        *why = json_is_null(v) ? "null" : json_is_array(v) ? "an array" : "an object";
-        return -1;
-    }
-    return 0;
-}
-
-static amp_err answer_object(amp_request *req, json_t *obj)
-{
-    size_t n = json_object_size(obj), i = 0;
-    answer_build b = {calloc(n + 1, sizeof *b.pairs), n, calloc(n + 1, sizeof *b.text)};
-    if (!b.pairs || !b.text) {
-        free(b.pairs);
-        free(b.text);
-        return amp_request_error(req, "EXEC_FAILED", "out of memory", 0);
-    }
-    amp_err r = AMP_OK;
-    const char *key;
-    size_t key_len;
-    json_t *v;
-    int bad = 0;
-    json_object_keylen_foreach(obj, key, key_len, v) {
-        const char *s, *why = "";
-        size_t sn;
-        if (key_len == 0 || key_len > AMP_MAX_KEY_LEN || *key == '_') {
-            r = bad_output(req, "the answer's key '%.64s' is not allowed (1 to 255 bytes, not "
-                                "starting with '_')%s", key, "");
-            bad = 1;
-            break;
+    for (size_t i = 0; i < b->count; i++)
+        if (b->pairs[i].key[0] == '_') {
+            snprintf(msg, len, "the answer's key '%.64s' is not allowed: keys starting with "
+                               "'_' belong to the protocol", b->keys[i]);
+            return msg;
         }
-        if (plain_value(v, b.text[i], &s, &sn, &why)) {
-            r = bad_output(req, "the answer's '%.64s' is %s: without a signature, values are "
-                                "strings, numbers or booleans", key, why);
-            bad = 1;
-            break;
+    for (size_t f = 0; f < sig->nresponse; f++) {
+        size_t i = 0, n = strlen(sig->response[f].name);
+        while (i < b->count &&
+               !(b->pairs[i].key_len == n && !memcmp(b->pairs[i].key, sig->response[f].name, n)))
+            i++;
+        if (i == b->count) {
+            char *type = sig_type_string(sig->response[f].type);
+            snprintf(msg, len, "the answer has no '%s' (%s), which %s's response declares",
+                     sig->response[f].name, type ? type : "?", sig->command);
+            free(type);
+            return msg;
         }
-        b.pairs[i] = (amp_pair){(const uint8_t *)key, key_len, (const uint8_t *)s, sn};
-        i++;
     }
     size_t size;
-    if (!bad && i && amp_box_measure(b.pairs, i, &size) != AMP_OK) {
-        r = bad_output(req, "the answer does not fit in an AMP box (a value over 65535 "
-                            "bytes)%s%s", "", "");
-        bad = 1;
+    if (b->count && amp_box_measure(b->pairs, b->count, &size) != AMP_OK) {
+        snprintf(msg, len, "the answer does not fit in an AMP box");
+        return msg;
     }
-    if (!bad)
-        r = amp_request_answer(req, b.pairs, i);
-    free(b.pairs);
-    free(b.text);
+    return NULL;
+}
+
+static amp_err answer_object(amp_request *req, json_t *obj, const signature *sig)
+{
+    typed_box b;
+    char err[400], msg[512];
+    amp_err r;
+    if (typed_json_to_box(obj, sig->response, sig->nresponse, &b, err, sizeof err))
+        r = bad_output(req, "the answer's %s%s", err, "");
+    else if (answer_problem(&b, sig, msg, sizeof msg))
+        r = amp_request_error(req, "EXEC_BAD_OUTPUT", msg, 0);
+    else
+        r = amp_request_answer(req, b.pairs, b.count);
+    typed_box_free(&b);
     return r;
+}
+
+/* jansson keeps integers in 64 bits; an Integer may be any size. Integer
+ * literals too long for that (outside strings) are quoted, which the
+ * Integer encoder and undeclared keys (a number as its text) both take as
+ * the same digits. Appends the line to out. */
+static int quote_big_integers(const char *p, size_t n, amp_buf *out)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < n;) {
+        char c = p[i];
+        if (in_string || !(c == '-' || (c >= '0' && c <= '9'))) {
+            if (in_string && c == '\\' && i + 1 < n) {
+                if (amp_buf_append(out, (const uint8_t *)p + i, 2) != AMP_OK)
+                    return -1;
+                i += 2;
+                continue;
+            }
+            if (c == '"')
+                in_string = !in_string;
+            if (amp_buf_append(out, (const uint8_t *)p + i, 1) != AMP_OK)
+                return -1;
+            i++;
+            continue;
+        }
+        size_t end = i + 1, digits = c != '-', plain = 1;
+        while (end < n && strchr("0123456789.eE+-", p[end])) {
+            plain &= p[end] >= '0' && p[end] <= '9';
+            digits++;
+            end++;
+        }
+        int quote = plain && digits > 18;
+        if ((quote && amp_buf_append(out, (const uint8_t *)"\"", 1) != AMP_OK) ||
+            amp_buf_append(out, (const uint8_t *)p + i, end - i) != AMP_OK ||
+            (quote && amp_buf_append(out, (const uint8_t *)"\"", 1) != AMP_OK))
+            return -1;
+        i = end;
+    }
+    return 0;
 }
 
 /* The first line of the output as a JSON object, or NULL with a message. */
@@ -132,10 +142,17 @@ static json_t *first_object(const exec_result *res, char *msg, size_t msg_len)
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(res->out, len, JSON_ALLOW_NUL, &je);
+    amp_buf line;
+    amp_buf_init(&line);
+    json_t *j = NULL;
+    if (quote_big_integers(res->out, len, &line))
+        snprintf(je.text, sizeof je.text, "out of memory");
+    else
+        j = json_loadb((const char *)line.data, line.len, JSON_ALLOW_NUL, &je);
+    amp_buf_free(&line);
     if (!j) {
-        snprintf(msg, msg_len, "the first line of its stdout is not one JSON object: %s "
-                               "(column %d)", je.text, je.column);
+        snprintf(msg, msg_len, "the first line of its stdout is not one JSON object: %s",
+                 je.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -179,7 +196,8 @@ static amp_err failed(amp_request *req, const exec_result *res)
     return amp_request_error(req, "EXEC_FAILED", msg, 0);
 }
 
-amp_err serve_exec_answer(amp_request *req, const exec_result *res, const serve_exec_limits *lim)
+amp_err serve_exec_answer(amp_request *req, const exec_result *res, const signature *sig,
+                          const serve_exec_limits *lim)
 {
     char msg[512];
     switch (res->outcome) {
@@ -212,7 +230,7 @@ amp_err serve_exec_answer(amp_request *req, const exec_result *res, const serve_
     }
     if (!obj)
         return amp_request_error(req, "EXEC_BAD_OUTPUT", msg, 0);
-    r = answer_object(req, obj);
+    r = answer_object(req, obj, sig);
     json_decref(obj);
     return r;
 }

@@ -12,11 +12,13 @@
 
 #include "amp/amp.h"
 #include "exec_runner.h"
+#include "signature.h"
 
-/* The JSON line (with its '\n') for a call of `command` with the box
- * `args` (reserved keys are left out). Returns malloc'ed text and its
- * length in *len, or NULL when out of memory. */
-char *serve_exec_input(const char *command, const amp_box *args, size_t *len);
+/* The JSON line (with its '\n') for a call of sig->command with the box
+ * `args` (reserved keys are left out; values typed by sig's arguments,
+ * strings when undeclared). Returns malloc'ed text and its length in
+ * *len, or NULL when out of memory. */
+char *serve_exec_input(const signature *sig, const amp_box *args, size_t *len);
 
 typedef struct serve_exec_limits {
     double timeout;    /* --exec-timeout, for the TIMEOUT description */
@@ -27,13 +29,16 @@ typedef struct serve_exec_limits {
  * - an error object on the first stdout line: that error (any exit status);
  * - killed by a signal, or a non-zero exit: EXEC_FAILED ("killed by signal
  *   9", "exit status 3: <first stderr line>");
- * - exit 0 with an answer object: its keys, converted (strings as they are,
- *   numbers as their text, booleans as True/False);
- * - output that is not one JSON object on the first line, or a value that
- *   does not convert: EXEC_BAD_OUTPUT saying why;
+ * - exit 0 with an answer object: its keys, converted to the types sig's
+ *   response declares (undeclared keys: strings as they are, numbers as
+ *   their text, booleans as True/False);
+ * - output that is not one JSON object on the first line, a value that
+ *   does not convert, a declared response field missing, a key starting
+ *   with '_': EXEC_BAD_OUTPUT saying why;
  * - over the timeout: TIMEOUT; over max_stdout: EXEC_BAD_OUTPUT; not
  *   started: EXEC_FAILED; cancelled: SHUTTING_DOWN.
  * Returns what amp_request_answer()/amp_request_error() returned. */
-amp_err serve_exec_answer(amp_request *req, const exec_result *r, const serve_exec_limits *lim);
+amp_err serve_exec_answer(amp_request *req, const exec_result *r, const signature *sig,
+                          const serve_exec_limits *lim);
 
 #endif
