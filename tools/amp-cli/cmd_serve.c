@@ -4,9 +4,8 @@
  * One process, one thread, one libev loop (the default one: libev reaps
  * children there). The broker connection is the blocking client of
  * conn_opts (connection settings and login shared with every verb), driven
- * from this loop through its foreign-loop interface: its socket is watched
- * here and amp_client_step() runs it, so that children, signals and calls
- * all wait in one place and no call blocks another. */
+ * from this loop by client_loop, so that children, signals and calls all
+ * wait in one place and no call blocks another. */
 #include <ev.h>
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +15,7 @@
 
 #include "amp/amp.h"
 #include "cli.h"
+#include "client_loop.h"
 #include "conn_opts.h"
 #include "exec_runner.h"
 #include "serve_exec.h"
@@ -42,9 +42,8 @@ typedef struct serve_state {
     serve_exec_limits limits;
     long count, answered;
     int stopping, status;
-    ev_io io;
-    ev_prepare prep;
-    ev_timer client_timer, grace;
+    client_loop broker;
+    ev_timer grace;
     ev_signal sigint, sigterm;
 } serve_state;
 
@@ -168,58 +167,15 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *args, void 
     free(input);
 }
 
-/* ---- the broker connection in this loop ------------------------------ */
-
-static int output_pending(serve_state *st)
+/* The broker connection is gone: exit 5 (running children are ended and
+ * their calls dropped on the way out). */
+static void on_lost(client_loop *cw, void *ud)
 {
-    amp_conn *c = amp_client_conn(st->cl);
-    const uint8_t *p;
-    size_t n = 0;
-    if (c)
-        amp_session_output(amp_conn_session(c), &p, &n);
-    return n > 0;
-}
-
-/* Before the loop blocks: run the client (dispatch what arrived, write what
- * was answered; a second step writes what the first one's calls queued),
- * then watch its socket for what it needs next. */
-static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    serve_state *st = w->data;
-    amp_client_step(st->cl);
-    if (amp_client_conn(st->cl))
-        amp_client_step(st->cl);
-    if (!amp_client_conn(st->cl)) {
-        const char *why = amp_client_error_text(st->cl);
-        fprintf(stderr, "amp-cli serve: connection lost%s%s\n", *why ? ": " : "", why);
-        st->status = CLI_CONN;
-        ev_io_stop(loop, &st->io);
-        ev_prepare_stop(loop, w);
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
-    int events = EV_READ | (output_pending(st) ? EV_WRITE : 0);
-    if (!ev_is_active(&st->io) || (st->io.events & (EV_READ | EV_WRITE)) != events) {
-        ev_io_stop(loop, &st->io);
-        ev_io_set(&st->io, amp_client_fd(st->cl), events);
-        ev_io_start(loop, &st->io);
-    }
-    double t = amp_client_timeout(st->cl);
-    ev_timer_stop(loop, &st->client_timer);
-    if (t >= 0) {
-        ev_timer_set(&st->client_timer, t, 0);
-        ev_timer_start(loop, &st->client_timer);
-    }
-}
-
-/* Readable, writable, or a timer of the client: the prepare watcher does
- * the work before the loop blocks again. */
-static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-}
-
-static void on_client_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
+    serve_state *st = ud;
+    const char *why = amp_client_error_text(st->cl);
+    fprintf(stderr, "amp-cli serve: connection lost%s%s\n", *why ? ": " : "", why);
+    st->status = CLI_CONN;
+    ev_break(st->loop, EVBREAK_ALL);
 }
 
 /* ---- stopping ---------------------------------------------------------- */
@@ -268,18 +224,6 @@ static void end_children(serve_state *st)
     exec_runner_kill_running(st->runner);
     while (exec_runner_running(st->runner))
         ev_run(st->loop, EVRUN_ONCE);
-}
-
-/* Write what is answered, waiting at most `seconds` for the socket. */
-static void flush_answers(serve_state *st, double seconds)
-{
-    ev_tstamp until = ev_time() + seconds;
-    while (amp_client_conn(st->cl) && output_pending(st) && ev_time() < until) {
-        amp_client_step(st->cl);
-        if (output_pending(st))
-            ev_sleep(0.01);
-    }
-    amp_client_step(st->cl);
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -348,21 +292,15 @@ static int register_all(serve_state *st, double timeout)
 static void run_loop(serve_state *st)
 {
     struct ev_loop *loop = st->loop;
-    ev_io_init(&st->io, on_client_io, amp_client_fd(st->cl), EV_READ);
-    ev_prepare_init(&st->prep, on_prepare);
-    ev_timer_init(&st->client_timer, on_client_timer, 0, 0);
+    client_loop_start(&st->broker, loop, st->cl, on_lost, st);
     ev_timer_init(&st->grace, on_grace, 0, 0);
-    st->prep.data = st->grace.data = st;
-    ev_io_start(loop, &st->io);
-    ev_prepare_start(loop, &st->prep);
+    st->grace.data = st;
     /* calls answered while registering may have reached --count already */
     if (!st->count || st->answered < st->count)
         ev_run(loop, 0);
     end_children(st);
-    flush_answers(st, 5);
-    ev_prepare_stop(loop, &st->prep);
-    ev_io_stop(loop, &st->io);
-    ev_timer_stop(loop, &st->client_timer);
+    client_loop_flush(st->cl, 5);
+    client_loop_stop(&st->broker);
     ev_timer_stop(loop, &st->grace);
 }
 
