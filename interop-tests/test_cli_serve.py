@@ -171,6 +171,9 @@ def test_signature_types_the_answers_and_the_exec_protocol(tmp_path):
     try:
         # fixed answers typed by the declared response
         s = Serve("--server", b.endpoint, "--answer", "total=3", "--answer", "ok=true", SUM)
+        # the broker keeps the signature registered with the command
+        listed = json.loads(cli("commands", "--server", b.endpoint, "--json").stdout)
+        assert listed["command"] == "Sum" and listed["signature"]["notation"] == SUM, listed
         assert twisted_sum(b.endpoint, a=1, b=2) == "{'total': 3, 'ok': True}\n"
         assert call(b.endpoint, "Sum", "a=1") == {"total": 3, "ok": True}
         # another signature for the same command is refused
@@ -369,6 +372,10 @@ def test_policy_conflict_and_two_servers_sharing_a_command():
         first_a = Serve("--server", b.endpoint, "--policy", "first", "--answer", "who=a", "Hot")
         first_b = Serve("--server", b.endpoint, "--answer", "who=b", "Hot")
         assert [call(b.endpoint, "Hot")["who"] for _ in range(3)] == ["a"] * 3
+        listed = [json.loads(line) for line in
+                  cli("commands", "--server", b.endpoint, "--json").stdout.splitlines()]
+        assert {c["command"]: (c["policy"], c["providers"]) for c in listed} == \
+            {"Shared": ("roundrobin", 2), "Hot": ("first", 2)}, listed
         for proc in (one, two, first_a, first_b):
             status, _, err = proc.stop()
             assert status == 0, err

@@ -101,7 +101,8 @@ static void serve_usage(FILE *out)
             "options:\n"
             "  --policy P          the broker's choice among providers: roundrobin\n"
             "                      (default), random, first, least-busy\n"
-            "  --count N           exit 0 after answering N calls\n"
+            "  --count N           exit 0 after answering N calls (calls still running\n"
+            "                      then get SHUTTING_DOWN)\n"
             "  --timeout SECONDS   give up on the connection, login and registration\n"
             "                      (default 30)\n"
             "%s"
@@ -436,7 +437,12 @@ int cmd_serve(int argc, char **argv)
     for (int i = 0; i < st.ncmds; i++) {
         served *cmd = &st.cmds[i];
         cmd->st = &st;
-        if (signature_parse(argv[optind + i], &cmd->sig, err, sizeof err)) {
+        sig_wire wire; /* over the broker's size cap: found before connecting */
+        int bad = signature_parse(argv[optind + i], &cmd->sig, err, sizeof err) ||
+                  signature_to_wire(&cmd->sig, &wire, err, sizeof err);
+        if (!bad)
+            sig_wire_free(&wire);
+        if (bad) {
             fprintf(stderr, "amp-cli serve: '%s': %s\n", argv[optind + i], err);
             goto out;
         }
