@@ -228,6 +228,29 @@ def test_signature_lists_and_answer_errors(tmp_path):
         assert p.returncode == 2 and why in p.stderr, (argv, p.stderr)
 
 
+def test_exec_input_larger_than_a_pipe_and_input_left_unread(tmp_path):
+    """The call's line is written without blocking the loop, however large;
+    a child that does not read it still answers."""
+    b = broker()
+    cmd = script(tmp_path, "size.sh", (
+        'case "$AMP_COMMAND" in\n'
+        'Size) echo "{\\"bytes\\": $(wc -c)}";;\n'
+        'Deaf) echo \'{"heard": "nothing"}\';;\n'
+        'esac\n'))
+    try:
+        s = Serve("--server", b.endpoint, "--exec", cmd, "Size", "Deaf")
+        args = ["x%d=%s" % (i, "y" * 60000) for i in range(4)]
+        line = json.dumps({"command": "Size",
+                           "arguments": {"x%d" % i: "y" * 60000 for i in range(4)}},
+                          separators=(",", ":"))
+        assert call(b.endpoint, "Size", *args) == {"bytes": str(len(line) + 1)}
+        assert call(b.endpoint, "Deaf", *args) == {"heard": "nothing"}
+        status, _, err = s.stop()
+        assert status == 0, err
+    finally:
+        b.stop()
+
+
 def test_exec_error_object_exit_status_signal_and_bad_output(tmp_path):
     b = broker()
     cmd = script(tmp_path, "many.sh", (
@@ -350,6 +373,30 @@ def test_max_concurrent_and_max_queue_answer_overloaded(tmp_path):
         out, _ = first.communicate(timeout=120)
         assert json.loads(out) == {"n": "1"}
         sock.close()
+        status, _, err = s.stop()
+        assert status == 0, err
+    finally:
+        b.stop()
+
+
+def test_queued_calls_all_run_when_children_finish(tmp_path):
+    b = broker()
+    cmd = script(tmp_path, "echo.sh", 'read line\n'
+                 'echo "{\\"n\\": \\"$(echo "$line" | tr -dc 0-9)\\"}"\n')
+    try:
+        s = Serve("--server", b.endpoint, "--exec", cmd, "--max-concurrent", "3",
+                  "--max-queue", "100", "Echo")
+        sock = socket.create_connection(("127.0.0.1", b.port))
+        sock.settimeout(120)
+        sock.sendall(b"".join(raw_box([(b"_ask", b"%d" % i), (b"_command", b"Echo"),
+                                       (b"n", b"%d" % i)]) for i in range(40)))
+        buf, answers = b"", {}
+        for _ in range(40):
+            got, buf = read_box(sock, buf)
+            answers[dict(got)[b"_answer"]] = dict(got)[b"n"]
+        assert answers == {b"%d" % i: b"%d" % i for i in range(40)}
+        sock.close()
+        assert s.children() == []
         status, _, err = s.stop()
         assert status == 0, err
     finally:
