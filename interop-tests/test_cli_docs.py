@@ -11,6 +11,7 @@ import re
 import subprocess
 import socket
 
+from test_broker import broker
 from test_twisted_interop import AMP_CLI, BUILD, HERE
 
 ROOT = os.path.dirname(HERE)
@@ -418,3 +419,50 @@ def test_readme_session_runs_as_written(tmp_path):
         for term in started:
             if term.child.isalive():
                 os.killpg(term.child.pid, 9)  # its session, bash and what it runs
+
+
+class Serving:
+    """amp-cli serve, ready once its commands are registered."""
+
+    def __init__(self, endpoint, *commands):
+        e = dict(os.environ, ASAN_OPTIONS="exitcode=86")
+        self.proc = subprocess.Popen([AMP_CLI, "serve", "--server", endpoint,
+                                      "--answer", "total:int=3", *commands],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        line = self.proc.stderr.readline().decode()
+        assert line.startswith("amp-cli serve: serving"), line
+
+    def stop(self):
+        self.proc.send_signal(2)
+        _, err = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0 and b"Sanitizer" not in err, err
+
+
+def test_completion_names_the_commands_and_arguments_the_broker_knows(tmp_path):
+    b = broker()
+    served = None
+    try:
+        served = Serving(b.endpoint, "Sum(a: Integer, b: Integer?, big.n: Integer) -> (total: Integer)",
+                         "Stop")
+        ep = b.endpoint
+        # the broker from --server, call's positional ENDPOINT or AMP_URL
+        assert complete("amp-cli call --server %s S" % ep) == ["Stop", "Sum"]
+        assert complete("amp-cli call --server=%s Su" % ep) == ["Sum"]
+        assert complete("amp-cli call %s Su" % ep) == ["Sum"]
+        assert complete("amp-cli call Su", env={"AMP_URL": ep}) == ["Sum"]
+        assert complete("amp-cli serve --exec 'true' Su", env={"AMP_URL": ep}) == ["Sum"]
+        # call's arguments: the names of Sum's signature not given yet
+        assert complete("amp-cli call %s Sum " % ep) == ["a=", "b=", "big.n="]
+        assert complete("amp-cli call Sum a=1 ", env={"AMP_URL": ep}) == ["b=", "big.n="]
+        assert complete("amp-cli call Sum a:int=1 b", env={"AMP_URL": ep}) == ["b=", "big.n="]
+        assert complete("amp-cli call Stop ", env={"AMP_URL": ep}) == []
+        # no endpoint known: nothing, and nothing asked
+        assert complete("amp-cli call Su") == []
+        # a broker that is not there: nothing, at once, without a word on stderr
+        dead = "tcp:127.0.0.1:%d" % free_port()
+        assert complete("amp-cli call --server %s Su" % dead) == []
+        assert complete("amp-cli call --server %s Sum " % dead) == []
+    finally:
+        if served:
+            served.stop()
+        b.stop()

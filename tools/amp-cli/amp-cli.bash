@@ -4,9 +4,11 @@
 # of completing, from the amp-cli being completed ('amp-cli --help' for the
 # verbs, 'amp-cli VERB --help' for a verb's options), so the completion
 # follows the binary it completes and cannot go stale. Command names (for
-# 'call' and 'serve') come from the broker itself ('amp-cli commands --json'),
-# asked only when an endpoint is known (--server, call's positional ENDPOINT,
-# or AMP_URL), with a short timeout; any failure completes nothing.
+# 'call' and 'serve') and the argument names of call's COMMAND (from its
+# signature) come from the broker itself ('amp-cli commands --json'), asked
+# only when an endpoint is known (--server, call's positional ENDPOINT, or
+# AMP_URL) and with the connection settings of the line, with a short
+# timeout; any failure completes nothing.
 #
 # Installed as share/bash-completion/completions/amp-cli (bash-completion
 # loads it on first use); from a build tree: source tools/amp-cli/amp-cli.bash
@@ -83,14 +85,29 @@ _amp_cli_files()
     fi
 }
 
-# _amp_cli_commands CLI CONN_ARGS...: the command names the broker lists.
+# _amp_cli_commands CLI ARGS...: the command names in what
+# 'amp-cli commands --json' prints (one JSON object per command).
 _amp_cli_commands()
 {
     local line
     _amp_cli_run "$@" | while IFS= read -r line; do
-        while [[ $line =~ \"command\":\ ?\"([^\"\\]+)\"(.*) ]]; do
-            printf '%s\n' "${BASH_REMATCH[1]}"
-            line=${BASH_REMATCH[2]}
+        [[ $line =~ ^\{\"command\":\ ?\"([^\"\\]+)\" ]] && printf '%s\n' "${BASH_REMATCH[1]}"
+    done
+}
+
+# _amp_cli_arguments CLI ARGS...: 'NAME=' for each argument of the
+# signature that 'amp-cli commands --json COMMAND' prints ("arguments":
+# [{"name": ..., "type": ..., "optional": ...}, ...]; names and type strings
+# hold no '"', '[' or ']').
+_amp_cli_arguments()
+{
+    local line list
+    _amp_cli_run "$@" | while IFS= read -r line; do
+        [[ $line =~ \"arguments\":\ ?\[([^]]*)\] ]] || continue
+        list=${BASH_REMATCH[1]}
+        while [[ $list =~ \"name\":\ ?\"([^\"]+)\"(.*) ]]; do
+            printf '%s=\n' "${BASH_REMATCH[1]}"
+            list=${BASH_REMATCH[2]}
         done
     done
 }
@@ -191,22 +208,36 @@ _amp_cli()
         ((${#pos[@]} == 0)) && _amp_cli_files "$cur"
         ;;
     call | serve)
-        # call: [ENDPOINT] COMMAND (ENDPOINT: without --server, a first
-        # argument with a ':' before any '='); serve: COMMAND...
-        local c given= at=${#pos[@]} w0=${pos[0]-}
+        # call: [ENDPOINT] COMMAND [ARG]... (ENDPOINT: without --server, a
+        # first argument with a ':' before any '='); serve: COMMAND...
+        local c given= cmd_at=0
         for c in "${conn[@]}"; do
             [[ $c == --server || $c == --server=* ]] && given=1
         done
+        local w0=${pos[0]-}
         if [[ $verb == call && -z $given && ${w0%%=*} == *:* ]]; then
             conn+=(--server "$w0")
-            given=1
-            ((at--))
+            given=1 cmd_at=1
         fi
-        [[ $verb == call && $at -ne 0 ]] && return 0
         [[ -n $given || -n ${AMP_URL-} ]] || return 0
         local IFS=$'\n'
-        COMPREPLY=($(compgen -W "$(_amp_cli_commands "$cli" commands --json --timeout 1 \
-            "${conn[@]}")" -- "$cur"))
+        if [[ $verb == serve || ${#pos[@]} -eq $cmd_at ]]; then
+            COMPREPLY=($(compgen -W "$(_amp_cli_commands "$cli" commands --json --timeout 1 \
+                "${conn[@]}")" -- "$cur"))
+            return 0
+        fi
+        # call's arguments: the names its signature declares, those not given yet
+        local cmd=${pos[cmd_at]} name names=
+        [[ $word == *[=:]* || $cmd == *[*?[]* ]] && return 0
+        for name in $(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" \
+            "$cmd"); do
+            for c in "${pos[@]:cmd_at+1}"; do
+                [[ ${c%%[:=]*}= == "$name" ]] && continue 2
+            done
+            names+=$name$'\n'
+        done
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        ((${#COMPREPLY[@]})) && compopt -o nospace 2>/dev/null
         ;;
     esac
     return 0
