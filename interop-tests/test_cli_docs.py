@@ -294,10 +294,27 @@ def line_matches(want, got):
     return re.fullmatch(".*".join(re.escape(p) for p in want.split("...")), got) is not None
 
 
+def lines_match(want, got):
+    """`got` line by line as `want` shows it; a line of '...' alone stands
+    for any number of lines."""
+    if not want:
+        return not got
+    if want[0] == "...":
+        return any(lines_match(want[1:], got[i:]) for i in range(len(got) + 1))
+    return bool(got) and line_matches(want[0], got[0]) and lines_match(want[1:], got[1:])
+
+
 def assert_shows(want, got, what):
-    """Every line of `want` matches the line of `got` at its place."""
-    assert len(want) == len(got) and all(line_matches(w, g) for w, g in zip(want, got)), \
+    assert lines_match(want, got), \
         "%s shows:\n%s\nthe README says:\n%s" % (what, "\n".join(got), "\n".join(want))
+
+
+def test_shown_lines_match_with_their_wildcards():
+    assert lines_match(["a ... c"], ["a b c"]) and not lines_match(["a ... c"], ["a b d"])
+    assert lines_match(["x", "...", "y"], ["x", "y"])
+    assert lines_match(["x", "...", "y"], ["x", "1", "2", "y"])
+    assert not lines_match(["x", "...", "y"], ["x", "1", "2"])
+    assert not lines_match(["x"], ["x", "y"]) and not lines_match(["x", "y"], ["x"])
 
 
 class Terminal:
