@@ -468,6 +468,8 @@ def test_completion_names_the_commands_and_arguments_the_broker_knows(tmp_path):
         assert complete("amp-cli call %s Su" % ep) == ["Sum"]
         assert complete("amp-cli call Su", env={"AMP_URL": ep}) == ["Sum"]
         assert complete("amp-cli serve --exec 'true' Su", env={"AMP_URL": ep}) == ["Sum"]
+        assert complete("amp-cli commands --json S", env={"AMP_URL": ep}) == ["Stop", "Sum"]
+        assert complete("amp-cli commands Sum ", env={"AMP_URL": ep}) == []
         # call's arguments: the names of Sum's signature not given yet
         assert complete("amp-cli call %s Sum " % ep) == ["a=", "b=", "big.n="]
         assert complete("amp-cli call Sum a=1 ", env={"AMP_URL": ep}) == ["b=", "big.n="]

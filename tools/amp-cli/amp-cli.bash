@@ -3,12 +3,14 @@
 # Nothing here lists amp-cli's verbs or options: they are read, at the moment
 # of completing, from the amp-cli being completed ('amp-cli --help' for the
 # verbs, 'amp-cli VERB --help' for a verb's options), so the completion
-# follows the binary it completes and cannot go stale. Command names (for
-# 'call' and 'serve') and the argument names of call's COMMAND (from its
-# signature) come from the broker itself ('amp-cli commands --json'), asked
-# only when an endpoint is known (--server, call's positional ENDPOINT, or
-# AMP_URL) and with the connection settings of the line, with a short
-# timeout; any failure completes nothing.
+# follows the binary it completes and cannot go stale. (Only which of the
+# shared connection settings take a value, or a file, is written below: their
+# help names --ca, --hostname, --cert and --key without a value.) Command names (for
+# 'call', 'serve' and 'commands') and the argument names of call's COMMAND
+# (from its signature) come from the broker itself ('amp-cli commands
+# --json'), asked only when an endpoint is known (--server, call's
+# positional ENDPOINT, or AMP_URL) and with the connection settings of the
+# line, with a short timeout; any failure completes nothing.
 #
 # Installed as share/bash-completion/completions/amp-cli (bash-completion
 # loads it on first use); from a build tree: source tools/amp-cli/amp-cli.bash
@@ -207,9 +209,10 @@ _amp_cli()
     decode | encode)
         ((${#pos[@]} == 0)) && _amp_cli_files "$cur"
         ;;
-    call | serve)
+    call | serve | commands)
         # call: [ENDPOINT] COMMAND [ARG]... (ENDPOINT: without --server, a
-        # first argument with a ':' before any '='); serve: COMMAND...
+        # first argument with a ':' before any '='); serve: COMMAND...;
+        # commands: [PATTERN]
         local c given= cmd_at=0
         for c in "${conn[@]}"; do
             [[ $c == --server || $c == --server=* ]] && given=1
@@ -221,7 +224,8 @@ _amp_cli()
         fi
         [[ -n $given || -n ${AMP_URL-} ]] || return 0
         local IFS=$'\n'
-        if [[ $verb == serve || ${#pos[@]} -eq $cmd_at ]]; then
+        [[ $verb == commands && ${#pos[@]} -gt 0 ]] && return 0
+        if [[ $verb != call || ${#pos[@]} -eq $cmd_at ]]; then
             COMPREPLY=($(compgen -W "$(_amp_cli_commands "$cli" commands --json --timeout 1 \
                 "${conn[@]}")" -- "$cur"))
             return 0
