@@ -193,6 +193,9 @@ def test_man_page_renders_without_warnings_in_the_usual_sections():
             "SEE ALSO"]
     assert list(sections) == want
     assert sections["NAME"].strip().startswith("amp-cli - ")
+    # nothing wider than an 80-column terminal (examples do not wrap)
+    wide = [line for line in render_man().splitlines() if len(line) > 80]
+    assert not wide, wide
 
 
 def test_man_page_documents_every_verb_and_every_option_of_its_help():
