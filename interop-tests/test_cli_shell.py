@@ -256,14 +256,15 @@ def test_shell_reads_piped_lines_plainly(tmp_path):
             "\n"
             "Nope\n"
             "call Sum \"a:int=3\" b:int=4\n"
-            "pub ping.x n=1",  # no newline at the end
+            "pub ping.x n=one\\ two \"m=say \\\"hi\\\"\" 'o=it'\"'\"'s'",  # no newline at the end
             "--server", b.endpoint)
         assert status == 0, err
         assert out == '{"served_by":"tw","total":"3"}\n{"served_by":"tw","total":"7"}\n', out
         assert "amp> " not in out + err
         assert err.startswith("UNHANDLED"), err
         status, out, err = other.finish()
-        assert status == 0 and out == '{"_command":"ping.x","n":"1"}\n', err
+        assert status == 0 and \
+            out == '{"_command":"ping.x","n":"one two","m":"say \\"hi\\"","o":"it\'s"}\n', err
         # the endpoint comes from AMP_URL as well; no endpoint at all is a usage error
         p2 = subprocess.run([AMP_CLI, "shell"], input=b"amp.Stats\n", capture_output=True,
                             env=env(AMP_URL=b.endpoint), timeout=60)
