@@ -7,14 +7,24 @@ import subprocess
 
 import pexpect
 
-from conftest import SANITIZER_MARKERS
+from conftest import SANITIZER_MARKERS, Proc
 from test_broker import broker, provider
 from test_cli_bus import Sub, cli, env
 from test_twisted_interop import AMP_CLI
 
 CONN_LOST = 5
+# a Twisted provider of Sum registered with the signature below
+SIGNED_SUM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python",
+                          "amp_signature.py")
+SUM_SIGNATURE = ("Sum(a: Integer, b: Integer?, tags: ListOf(Unicode)?) -> "
+                 "(total: Integer, parts: AmpList(name: String, value: Float)) "
+                 "! ZERO_DIVISION, OVERFLOW")
 UP = "\x1b[A"
 CTRL_A, CTRL_E, CTRL_D, BACKSPACE = "\x01", "\x05", "\x04", "\x7f"
+
+
+def signed_provider(endpoint):
+    return Proc(["/usr/bin/python3", SIGNED_SUM, "provide", endpoint], r"^ready")
 
 
 class Shell:
@@ -54,28 +64,70 @@ class Shell:
         return self.child.exitstatus
 
 
-def test_shell_calls_completes_and_keeps_going_after_an_error(tmp_path):
+def test_shell_calls_with_signatures_and_keeps_going_after_an_error(tmp_path):
     b = broker()
-    p = provider("twisted", b.endpoint, "--name", "tw")
+    p = signed_provider(b.endpoint)
     try:
         sh = Shell(tmp_path, b.endpoint)
         sh.prompt()
-        out = sh.line("Sum a:int=13 b:int=81")
-        assert '"total":"94"' in out, out
-        out = sh.line("call Sum a:int=1 b:int=1")
-        assert '"total":"2"' in out, out
-        # an error on stderr, and the shell goes on
+        # name=value takes the declared type; the answer readable on a terminal
+        out = sh.line("Sum a=13 b=81")
+        assert "total = 94\r\n" in out and 'parts = [{"name":"a","value":13.0}]' in out, out
+        out = sh.line("call Sum a=1")
+        assert "total = 1\r\n" in out, out
+        # a line's errors on stderr, and the shell goes on
         out = sh.line("Nope x=1")
         assert "UNHANDLED" in out, out
-        out = sh.line("Sum 'a:int=1")
+        out = sh.line("Sum 'a=1")
         assert "amp-cli shell: unterminated '" in out, out
-        out = sh.line("Sum a:int=x")
-        assert "amp-cli shell: " in out and '"total"' not in out, out
-        # Tab: a command name from amp.Commands, then a keyword
-        out = sh.line("Su\ta:int=2 b:int=3")
-        assert '"total":"5"' in out, out
-        out = sh.line("comm\t")
-        assert "EchoFloat" in out and "Sum" in out, out
+        out = sh.line("Sum a=x")
+        assert "amp-cli shell: argument 'a=x': 'x' is not an integer" in out, out
+        out = sh.line("Sum b=1")
+        assert "amp-cli shell: missing argument 'a' (declared: %s)" % SUM_SIGNATURE in out, out
+        out = sh.line("Sum a=1 c=2")
+        assert "amp-cli shell: unknown argument 'c' (declared: Sum(" in out, out
+        assert "total = " not in out, out
+        assert "total = 2\r\n" in sh.line("Sum a=1 b=1")
+        sh.child.send(CTRL_D)
+        assert sh.finish() == 0
+        # --json: typed JSON lines even on a terminal
+        sh = Shell(tmp_path, "--json", b.endpoint)
+        sh.prompt()
+        out = sh.line("Sum a=2 b=3")
+        assert '{"parts":[{"name":"a","value":2.0}],"total":5}\r\n' in out, out
+        sh.child.send(CTRL_D)
+        assert sh.finish() == 0
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_tab_completes_commands_then_argument_names(tmp_path):
+    b = broker()
+    p = signed_provider(b.endpoint)
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        # 'Su' -> 'Sum ', 't' -> 'tags=', then a Tab on an empty word: the
+        # only argument not given yet -> 'b='
+        out = sh.line("Su\tt\t'[\"x\"]' a=1 \t2")
+        assert "total = 3\r\n" in out, out
+        # several candidates: listed, the line kept
+        sh.child.send("Sum \t")
+        sh.child.expect(r"a=\s+b=\s+tags=")
+        sh.prompt()  # drawn again below the list, with the line
+        out = sh.line("a=4")
+        assert "total = 4\r\n" in out, out
+        # a keyword, and the command after 'help'
+        out = sh.line("hel\tSu\t")
+        assert SUM_SIGNATURE in out, out
+        # a command registered after the cache was filled is found
+        other = provider("twisted", b.endpoint, "--name", "tw", "Delay")
+        try:
+            out = sh.line("Del\tms:int=1 n:int=9")
+            assert "n = 9\r\n" in out, out
+        finally:
+            other.stop()
         sh.child.send(CTRL_D)
         assert sh.finish() == 0
     finally:
@@ -89,12 +141,12 @@ def test_shell_history_recall_editing_and_persistence(tmp_path):
     try:
         sh = Shell(tmp_path, b.endpoint)
         sh.prompt()
-        assert '"total":"3"' in sh.line("Sum a:int=1 b:int=2")
+        assert "total = 3\r\n" in sh.line("Sum a:int=1 b:int=2")
         # up-arrow recalls it; Ctrl-A, Ctrl-E, backspace edit it
         out = sh.line(UP + CTRL_E + BACKSPACE + "5")
-        assert '"total":"6"' in out, out
+        assert 'total = 6\r\n' in out, out
         out = sh.line(UP + CTRL_A + "call ")
-        assert '"total":"6"' in out, out
+        assert 'total = 6\r\n' in out, out
         sh.child.send("quit\r")
         assert sh.finish() == 0
         assert stat.S_IMODE(os.stat(sh.history).st_mode) == 0o600
@@ -102,7 +154,7 @@ def test_shell_history_recall_editing_and_persistence(tmp_path):
         sh = Shell(tmp_path, "--server", b.endpoint)
         sh.prompt()
         out = sh.line(UP + UP)
-        assert '"total":"6"' in out, out
+        assert 'total = 6\r\n' in out, out
         sh.child.send("exit\r")
         assert sh.finish() == 0
         text = sh.history.read_text()
@@ -124,15 +176,15 @@ def test_shell_ctrl_c_drops_the_line_or_stops_waiting(tmp_path):
         sh.child.sendintr()
         sh.prompt()
         out = sh.line("Sum a:int=2 b:int=2")
-        assert '"total":"4"' in out and '"total":"200"' not in out, out
+        assert 'total = 4\r\n' in out and 'total = 200' not in out, out
         # a call that would take 60 s: Ctrl-C gives the prompt back
         sh.child.send("Delay ms:int=60000 n:int=1\r")
         sh.child.expect_exact("Delay ms:int=60000 n:int=1")
         sh.child.sendintr()
-        sh.child.expect_exact("amp-cli shell: Delay: interrupted")
+        sh.child.expect_exact("amp-cli shell: Delay: the call was cancelled")
         sh.prompt()
         out = sh.line("Sum a:int=3 b:int=3")
-        assert '"total":"6"' in out, out
+        assert 'total = 6\r\n' in out, out
         sh.child.send(CTRL_D)
         assert sh.finish() == 0
         # the dropped line is not in the history
@@ -172,12 +224,12 @@ def test_shell_sub_prints_events_while_a_line_is_typed_and_pub(tmp_path):
         sh.child.send("Sum a:i")
         sh.child.expect_exact("Sum a:i")
         cli("pub", "--server", b.endpoint, "news.a", "text=hello")
-        sh.child.expect_exact('"news.a"')
-        sh.child.expect_exact("hello")
+        # readable on a terminal: NAME  key=value ...
+        sh.child.expect_exact("news.a  text=hello\r\n")
         # the line being typed is drawn again below the event, and still whole
         sh.child.expect_exact("amp> Sum a:i")
         out = sh.line("nt=3 b:int=4")
-        assert '"total":"7"' in out, out
+        assert 'total = 7\r\n' in out, out
         # pub: another subscriber gets it
         other = Sub("--server", b.endpoint, "--count", "1", "chat.*")
         other.ready()
@@ -203,20 +255,27 @@ def test_shell_sub_prints_events_while_a_line_is_typed_and_pub(tmp_path):
 
 def test_shell_help(tmp_path):
     b = broker()
-    p = provider("twisted", b.endpoint, "--name", "tw")
+    p = signed_provider(b.endpoint)
+    q = provider("twisted", b.endpoint, "--name", "tw", "Delay")
     try:
         sh = Shell(tmp_path, b.endpoint)
         sh.prompt()
         out = sh.line("help")
-        for text in ("pub NAME [ARG]...", "sub PATTERN...", "help [COMMAND]", "Sum", "EchoFloat"):
+        for text in ("pub NAME [ARG]...", "sub PATTERN...", "help [COMMAND]", "quit",
+                     "  " + SUM_SIGNATURE + "\r\n", "  Delay\r\n"):
             assert text in out, out
         out = sh.line("help Sum")
-        assert "Sum" in out, out
+        assert out.endswith("\r\n" + SUM_SIGNATURE + "\r\n"), out
+        out = sh.line("help Delay")  # registered without a signature
+        assert out.endswith("\r\nDelay\r\n"), out
+        out = sh.line("commands")
+        assert SUM_SIGNATURE + "\r\n" in out and "Delay\r\n" in out, out
         out = sh.line("help NoSuch")
         assert "amp-cli shell: help: no command 'NoSuch' on the bus" in out, out
         sh.child.send("quit\r")
         assert sh.finish() == 0
     finally:
+        q.stop()
         p.stop()
         b.stop()
 

@@ -11,7 +11,6 @@
 
 #include "amp/amp.h"
 #include "cli.h"
-#include "json_text.h"
 #include "shell.h"
 #include "shell_words.h"
 
@@ -99,17 +98,21 @@ static void setup_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-amp_err shell_call(shell *sh, const char *command, const amp_pair *args, size_t n,
-                   amp_reply **reply)
+static sigset_t call_mask; /* the mask outside calls, while one runs */
+
+void shell_wait_begin(shell *sh)
 {
-    sigset_t old;
+    (void)sh;
     got_int = 0;
     in_call = 1;
-    sigprocmask(SIG_SETMASK, &wait_mask, &old);
-    amp_err r = amp_client_call(sh->cl, command, args, n, sh->co.timeout, reply);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_SETMASK, &wait_mask, &call_mask);
+}
+
+void shell_wait_end(shell *sh)
+{
+    (void)sh;
+    sigprocmask(SIG_SETMASK, &call_mask, NULL);
     in_call = 0;
-    return r;
 }
 
 /* Keep the connection going until stdin has input (see shell_wait_fn). */
@@ -164,8 +167,7 @@ static void on_event(amp_session *s, amp_request *req, const amp_box *args, void
     (void)s;
     shell *sh = ud;
     shell_output_begin(sh);
-    json_write_box(stdout, args);
-    putchar('\n');
+    output_box_line(stdout, sh->mode, args);
     shell_output_end(sh);
     amp_request_answer(req, NULL, 0); /* an event's request: its answer is dropped */
 }
@@ -288,7 +290,9 @@ static void refresh_cmds(void *ud)
 {
     shell *sh = ud;
     char err[256];
+    shell_wait_begin(sh);
     shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
+    shell_wait_end(sh);
     sh->cmds.loaded = 1; /* a failure is not retried on every Tab */
 }
 
@@ -327,13 +331,13 @@ int cmd_shell(int argc, char **argv)
     shell sh;
     memset(&sh, 0, sizeof sh);
     conn_opts_init(&sh.co);
-    int c;
+    int c, json = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (conn_opts_handle(&sh.co, c, optarg))
             continue;
         switch (c) {
-        case 'j': sh.json = 1; break;
+        case 'j': json = 1; break;
         case 't':
             sh.co.timeout = atof(optarg);
             if (sh.co.timeout <= 0) {
@@ -351,8 +355,7 @@ int cmd_shell(int argc, char **argv)
     }
     const char *endpoint = optind < argc ? argv[optind] : NULL;
     int interactive = isatty(STDIN_FILENO);
-    if (!isatty(STDOUT_FILENO))
-        sh.json = 1;
+    sh.mode = output_pick(json);
     setlocale(LC_CTYPE, ""); /* the editor's idea of characters */
     setup_signals();
     int status = conn_opts_connect(&sh.co, endpoint, "shell", &sh.cl);

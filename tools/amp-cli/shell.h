@@ -8,6 +8,7 @@
 
 #include "amp/amp.h"
 #include "conn_opts.h"
+#include "output.h"
 #include "shell_complete.h"
 #include "shell_edit.h"
 
@@ -18,7 +19,7 @@
 typedef struct shell {
     amp_client *cl;
     conn_opts co;
-    int json;        /* JSON lines rather than readable text */
+    output_mode mode; /* answers and events: readable text or JSON lines */
     shell_edit *ed;  /* the terminal's editor; NULL when reading plain lines */
     shell_cmds cmds; /* amp.Commands, cached for completion and help */
     char **subs;     /* the patterns subscribed, for 'sub' to list */
@@ -28,10 +29,10 @@ typedef struct shell {
 /* Run one line. Returns 1 when the line ends the shell (quit, exit), else
  * 0 (its errors are printed on stderr). */
 int shell_run_line(shell *sh, const char *line);
-/* Call the broker or a provider, Ctrl-C cancelling the wait: as
- * amp_client_call(). */
-amp_err shell_call(shell *sh, const char *command, const amp_pair *args, size_t n,
-                   amp_reply **reply);
+/* Around a wait for the peer (a call): Ctrl-C (and SIGTERM) then cancel
+ * the wait (amp_client_wakeup) instead of waiting for the prompt. */
+void shell_wait_begin(shell *sh);
+void shell_wait_end(shell *sh);
 /* Around any output between prompts (events, messages). */
 void shell_output_begin(shell *sh);
 void shell_output_end(shell *sh);

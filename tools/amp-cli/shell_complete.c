@@ -12,11 +12,7 @@ const char *const shell_keywords[] = {"call", "commands", "exit", "help", "pub",
 
 static void cmd_free(shell_cmd *c)
 {
-    free(c->name);
-    if (c->args)
-        for (char **a = c->args; *a; a++)
-            free(*a);
-    free(c->args);
+    signature_free(&c->sig);
     free(c->notation);
 }
 
@@ -28,15 +24,34 @@ void shell_cmds_free(shell_cmds *c)
     memset(c, 0, sizeof *c);
 }
 
-/* One item of the answer's "commands" AmpList into `out`. */
-static int take_item(const amp_box *item, shell_cmd *out)
+/* One item of the answer's "commands" AmpList into the cache being made.
+ * A signature the shell cannot read leaves the command without one
+ * (completion then offers no argument names; calls still work). */
+static int take_item(const amp_box *item, void *ud)
 {
-    memset(out, 0, sizeof *out);
+    shell_cmds *fresh = ud;
     const amp_pair *name = amp_box_find_str(item, "command");
-    if (!name)
-        return -1;
-    out->name = strndup((const char *)name->value, name->value_len);
-    return out->name ? 0 : -1;
+    if (!name || fresh->count == SHELL_CMDS_MAX)
+        return 0;
+    shell_cmd *items = realloc(fresh->items, (fresh->count + 1) * sizeof *items);
+    if (!items)
+        return 1; /* out of memory */
+    fresh->items = items;
+    shell_cmd *c = &items[fresh->count];
+    memset(c, 0, sizeof *c);
+    char err[256];
+    if (signature_from_item(item, &c->sig, err, sizeof err) != 0) {
+        c->sig.command = strndup((const char *)name->value, name->value_len);
+        if (!c->sig.command)
+            return 1;
+    }
+    c->notation = signature_format(&c->sig);
+    if (!c->notation) {
+        cmd_free(c);
+        return 1;
+    }
+    fresh->count++;
+    return 0;
 }
 
 amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
@@ -60,38 +75,17 @@ amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *
         return r;
     }
     shell_cmds fresh = {NULL, 0, 1};
-    amp_limits lim;
-    amp_limits_default(&lim);
-    lim.allow_empty_box = 1;
-    amp_decoder *d = NULL;
-    r = amp_decoder_new(&d, &lim);
-    if (r == AMP_OK)
-        r = amp_decoder_feed(d, list->value, list->value_len);
-    amp_box item;
-    while (r == AMP_OK && (r = amp_decoder_next(d, &item)) == AMP_OK) {
-        if (fresh.count == SHELL_CMDS_MAX)
-            continue;
-        shell_cmd *items = realloc(fresh.items, (fresh.count + 1) * sizeof *items);
-        if (!items) {
-            r = AMP_E_NOMEM;
-            break;
-        }
-        fresh.items = items;
-        if (take_item(&item, &fresh.items[fresh.count]) != 0) {
-            cmd_free(&fresh.items[fresh.count]);
-            r = AMP_E_BAD_VALUE;
-            break;
-        }
-        fresh.count++;
-    }
-    if (r == AMP_AGAIN)
-        r = amp_decoder_finish(d);
-    amp_decoder_free(d);
+    char why[128];
+    int failed = amplist_foreach(list->value, list->value_len, take_item, &fresh, why,
+                                 sizeof why);
     amp_reply_free(reply);
-    if (r != AMP_OK) {
-        snprintf(err, err_len, "amp.Commands: a malformed answer: %s", amp_strerror(r));
+    if (failed) {
+        if (failed < 0)
+            snprintf(err, err_len, "amp.Commands: a malformed answer: %s", why);
+        else
+            snprintf(err, err_len, "amp.Commands: out of memory");
         shell_cmds_free(&fresh);
-        return r;
+        return failed < 0 ? AMP_E_BAD_VALUE : AMP_E_NOMEM;
     }
     shell_cmds_free(c);
     *c = fresh;
@@ -101,7 +95,7 @@ amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *
 const shell_cmd *shell_cmds_find(const shell_cmds *c, const char *name)
 {
     for (size_t i = 0; i < c->count; i++)
-        if (!strcmp(c->items[i].name, name))
+        if (!strcmp(c->items[i].sig.command, name))
             return &c->items[i];
     return NULL;
 }
@@ -119,6 +113,12 @@ static int is_keyword(const char *w)
     return 0;
 }
 
+static void add_name(shell_matches *out, const shell_cmd *cmd, const char *word)
+{
+    if (has_prefix(cmd->sig.command, word))
+        shell_matches_add(out, cmd->sig.command, strlen(cmd->sig.command));
+}
+
 /* The first word: keywords and command names. */
 static void complete_first(shell_cmds *c, const char *word, shell_matches *out)
 {
@@ -126,8 +126,7 @@ static void complete_first(shell_cmds *c, const char *word, shell_matches *out)
         if (has_prefix(*k, word))
             shell_matches_add(out, *k, strlen(*k));
     for (size_t i = 0; i < c->count; i++)
-        if (has_prefix(c->items[i].name, word))
-            shell_matches_add(out, c->items[i].name, strlen(c->items[i].name));
+        add_name(out, &c->items[i], word);
 }
 
 /* Was argument `name` given among words[from..to)? ("name=..." or
@@ -145,19 +144,17 @@ static int given(char **words, int from, int to, const char *name)
 static void complete_arg(const shell_cmd *cmd, char **words, int from, int to, const char *word,
                          shell_matches *out)
 {
-    if (!cmd || !cmd->args || strchr(word, '=') || strchr(word, ':'))
+    if (!cmd || !cmd->sig.has_signature || strchr(word, '=') || strchr(word, ':'))
         return;
-    for (char **a = cmd->args; *a; a++) {
-        if (!has_prefix(*a, word) || given(words, from, to, *a))
+    for (size_t i = 0; i < cmd->sig.nargs; i++) {
+        const char *a = cmd->sig.args[i].name;
+        if (!has_prefix(a, word) || given(words, from, to, a))
             continue;
-        size_t n = strlen(*a);
-        char *s = malloc(n + 2);
-        if (!s)
-            return;
-        memcpy(s, *a, n);
+        size_t n = strlen(a);
+        char s[SIG_MAX_NAME_LEN + 2];
+        memcpy(s, a, n); /* names are at most SIG_MAX_NAME_LEN bytes */
         memcpy(s + n, "=", 2);
         shell_matches_add(out, s, n + 1);
-        free(s);
     }
     out->suffix = "";
 }
@@ -200,8 +197,7 @@ void shell_complete(shell_cmds *c, const char *before, size_t n, const char **wo
             refresh(ud);
         if (done == 1) /* 'call X', 'help X' */
             for (size_t i = 0; i < c->count; i++)
-                if (has_prefix(c->items[i].name, current))
-                    shell_matches_add(out, c->items[i].name, strlen(c->items[i].name));
+                add_name(out, &c->items[i], current);
         if (done > 1 && !strcmp(w.argv[0], "call"))
             complete_arg(find_fresh(c, w.argv[1], refresh, ud), w.argv, 2, done, current, out);
     } else if (!is_keyword(w.argv[0])) {

@@ -9,15 +9,15 @@
 
 #include "amp/amp.h"
 #include "shell_edit.h"
+#include "signature.h"
 
 /* At most this many commands are kept from one amp.Commands answer (the
  * broker's own max_commands default); the rest are left out. */
 #define SHELL_CMDS_MAX 10000
 
 typedef struct shell_cmd {
-    char *name;
-    char **args; /* the signature's argument names, NULL-terminated; NULL: no signature */
-    char *notation; /* the signature as 'Sum(a: Integer) -> (...)', or NULL */
+    signature sig;  /* sig.command: the name; sig.has_signature 0: none declared */
+    char *notation; /* the signature printed: 'Sum(a: Integer) -> (...)', or the name */
 } shell_cmd;
 
 typedef struct shell_cmds {

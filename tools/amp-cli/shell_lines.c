@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "amp/amp.h"
-#include "json_text.h"
+#include "call_run.h"
+#include "cli.h"
 #include "shell.h"
 #include "shell_words.h"
 #include "typed_args.h"
@@ -21,67 +22,39 @@ static const char shell_lines_help[] =
     "ARG: name=value or name:type=value (types as in 'amp-cli call --help'); with\n"
     "a signature, name=value takes the declared type. Quote with '...' or \"...\".\n";
 
-/* A remote error or a failed call, on stderr. */
-static void report(shell *sh, const char *what, amp_err r, const amp_reply *reply)
-{
-    if (r == AMP_E_REMOTE)
-        fprintf(stderr, "%.*s: %.*s\n", (int)reply->error_code->value_len,
-                reply->error_code->value, (int)reply->error_description->value_len,
-                reply->error_description->value);
-    else if (r == AMP_E_TIMEOUT)
-        fprintf(stderr, "amp-cli shell: %s timed out after %g s\n", what, sh->co.timeout);
-    else if (r == AMP_E_CANCELLED)
-        fprintf(stderr, "amp-cli shell: %s: interrupted (a late answer is dropped)\n", what);
-    else
-        fprintf(stderr, "amp-cli shell: %s: %s%s%s\n", what, amp_strerror(r),
-                *amp_client_error_text(sh->cl) ? ": " : "", amp_client_error_text(sh->cl));
-}
-
-/* A call with one Unicode argument (amp.Subscribe, amp.Unsubscribe). */
+/* A call with one argument (amp.Subscribe, amp.Unsubscribe): 0 answered,
+ * -1 after a message. */
 static int call1(shell *sh, const char *command, const char *key, const char *value)
 {
     amp_pair p = {(const uint8_t *)key, strlen(key), (const uint8_t *)value, strlen(value)};
     amp_reply *reply = NULL;
-    amp_err r = shell_call(sh, command, &p, 1, &reply);
-    if (r != AMP_OK)
-        report(sh, command, r, reply);
+    shell_wait_begin(sh);
+    int status = call_plain(sh->cl, "shell", command, &p, 1, sh->co.timeout, &reply);
+    shell_wait_end(sh);
     amp_reply_free(reply);
-    return r == AMP_OK ? 0 : -1;
+    return status == CLI_OK ? 0 : -1;
 }
 
+/* A call as 'amp-cli call' makes it: the signature looked up (so it is
+ * never stale), arguments converted by it, the answer printed typed. */
 static void do_call(shell *sh, int argc, char **argv)
 {
     if (argc < 1) {
         fprintf(stderr, "amp-cli shell: call needs a COMMAND\n");
         return;
     }
-    char err[512];
-    typed_args args;
-    if (typed_args_parse(&args, argc - 1, argv + 1, err, sizeof err) ||
-        typed_args_send_fds(&args, amp_client_conn(sh->cl), err, sizeof err)) {
-        fprintf(stderr, "amp-cli shell: %s\n", err);
-        typed_args_free(&args);
-        return;
-    }
-    amp_reply *reply = NULL;
-    amp_err r = shell_call(sh, argv[0], args.pairs, args.count, &reply);
-    if (r == AMP_OK) {
-        amp_pair *keep = malloc((reply->box.count + 1) * sizeof *keep);
-        size_t k = 0;
-        for (size_t i = 0; keep && i < reply->box.count; i++)
-            if (!(reply->box.pairs[i].key_len == 7 &&
-                  !memcmp(reply->box.pairs[i].key, "_answer", 7)))
-                keep[k++] = reply->box.pairs[i];
-        amp_box shown = {keep, k, 0};
-        json_write_box(stdout, &shown);
-        putchar('\n');
-        fflush(stdout);
-        free(keep);
-    } else {
-        report(sh, argv[0], r, reply);
-    }
-    amp_reply_free(reply);
-    typed_args_free(&args);
+    call_opts o;
+    memset(&o, 0, sizeof o);
+    o.verb = "shell";
+    o.command = argv[0];
+    o.argc = argc - 1;
+    o.argv = argv + 1;
+    o.timeout = sh->co.timeout;
+    o.mode = sh->mode;
+    shell_wait_begin(sh);
+    call_run(sh->cl, &o);
+    shell_wait_end(sh);
+    fflush(stdout);
 }
 
 static void do_pub(shell *sh, int argc, char **argv)
@@ -156,13 +129,16 @@ static void do_unsub(shell *sh, int argc, char **argv)
 /* A command as 'commands' and 'help' show it: its signature, else its name. */
 static void print_cmd(const shell_cmd *c)
 {
-    printf("%s\n", c->notation ? c->notation : c->name);
+    printf("%s\n", c->notation);
 }
 
 static int refresh(shell *sh)
 {
     char err[256];
-    if (shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err) != AMP_OK) {
+    shell_wait_begin(sh);
+    amp_err r = shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
+    shell_wait_end(sh);
+    if (r != AMP_OK) {
         fprintf(stderr, "amp-cli shell: %s\n", err);
         return -1;
     }
