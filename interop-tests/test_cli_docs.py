@@ -418,7 +418,9 @@ def test_readme_session_runs_as_written(tmp_path):
         sub = Terminal(blocks["sub"], port, tmp_path)
         started.append(sub)
         sub.wait_for("amp-cli sub: subscribed")
-        status, got = Terminal(blocks["main"], port, tmp_path).finish()
+        main = Terminal(blocks["main"], port, tmp_path)
+        started.append(main)
+        status, got = main.finish()
         assert status == 0
         assert_shows(shown(blocks["main"]), got, "the session's main terminal")
         history = run_shell_transcript(blocks["shell"], port, tmp_path)
