@@ -2,6 +2,7 @@
 against a real amp-broker and a Twisted provider; and the plain mode with
 stdin a pipe."""
 import os
+import signal
 import stat
 import subprocess
 
@@ -333,6 +334,50 @@ def test_shell_reads_piped_lines_plainly(tmp_path):
         assert p2.returncode == 2 and b"give --server ENDPOINT or set AMP_URL" in p2.stderr
     finally:
         p.stop()
+        b.stop()
+
+
+def test_shell_piped_events_typed_answers_and_help(tmp_path):
+    b = broker()
+    p = signed_provider(b.endpoint)
+    try:
+        # the broker hands out ev.a before it routes the next line's call, so
+        # the event comes before that call's answer on the shell's connection
+        status, out, err = shell_piped(
+            tmp_path,
+            "sub ev.*\n"
+            "pub ev.a k=v n:int=1\n"
+            "Sum a=2 b=3\n"
+            "unsub ev.*\n"
+            "pub ev.b k=unseen\n"
+            "Sum a=1\n"
+            "help Sum\n"
+            "sub\n",
+            b.endpoint)
+        assert status == 0, err
+        assert out.splitlines() == [
+            '{"_command":"ev.a","k":"v","n":"1"}',
+            '{"parts":[{"name":"a","value":2.0}],"total":5}',
+            '{"parts":[{"name":"a","value":1.0}],"total":1}',
+            SUM_SIGNATURE], out
+        assert err == "", err
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_ends_cleanly_on_sigterm(tmp_path):
+    b = broker()
+    try:
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        sh.line("sub x.*")
+        sh.child.send("half a li")
+        sh.child.expect_exact("half a li")
+        sh.child.kill(signal.SIGTERM)
+        assert sh.finish() == 0
+        assert sh.history.read_text().splitlines()[1:] == ["sub\\040x.*"]
+    finally:
         b.stop()
 
 
