@@ -490,3 +490,25 @@ def test_completion_names_the_commands_and_arguments_the_broker_knows(tmp_path):
         if served:
             served.stop()
         b.stop()
+
+
+def test_readme_completion_block_runs_as_written():
+    """The README's lines that enable completion and read the manual from a
+    build tree, run in bash from the project's directory: afterwards
+    amp-cli completes, and man showed the page."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        block = re.search(r"<!-- example: completion -->\n```sh\n(.*?)```", f.read(),
+                          re.S).group(1)
+    assert "source tools/amp-cli/amp-cli.bash" in block
+    script = block.replace("$PWD/build/", os.path.abspath(BUILD) + "/") + \
+        'complete -p amp-cli\n' \
+        'COMP_WORDS=(amp-cli ""); COMP_CWORD=1; _amp_cli; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    e = dict(os.environ, MANPAGER="cat", PAGER="cat", MANWIDTH="80")
+    e.pop("AMP_URL", None)
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-e", "-c", script], cwd=ROOT, env=e,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
+    out = p.stdout.decode().splitlines()
+    assert "complete -F _amp_cli amp-cli" in out
+    assert out[-len(verbs()):] == verbs()
+    assert any(line.startswith("AMP-CLI(1)") for line in out)
