@@ -7,6 +7,7 @@
  * from this loop by client_loop, so that children, signals and calls all
  * wait in one place and no call blocks another. */
 #include <ev.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -370,6 +371,18 @@ static int positive(const char *opt, const char *arg, double *out)
     return 0;
 }
 
+/* Started with 0, 1 or 2 closed, the next descriptor opened (the broker's
+ * socket, a child's pipe) would take that number: our messages and the
+ * children's stderr would go into the AMP connection, and a child's pipes
+ * would be mixed up. /dev/null fills the gaps first. */
+static int open_stdio(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+            return -1;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -380,6 +393,8 @@ int cmd_serve(int argc, char **argv)
         {"help", no_argument, 0, 'h'},               CONN_OPTS_LONG,
         {0, 0, 0, 0},
     };
+    if (open_stdio())
+        return CLI_IO;
     conn_opts co;
     conn_opts_init(&co);
     serve_state st;
@@ -452,8 +467,11 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     st.loop = ev_default_loop(0);
     st.limits = (serve_exec_limits){ec.timeout, ec.max_stdout};
-    if (ec.command)
-        st.runner = exec_runner_new(st.loop, &ec);
+    if (ec.command && !(st.runner = exec_runner_new(st.loop, &ec))) {
+        fprintf(stderr, "amp-cli serve: out of memory\n");
+        status = CLI_IO;
+        goto out;
+    }
     status = conn_opts_connect(&co, NULL, "serve", &st.cl);
     if (status != CLI_OK)
         goto out;

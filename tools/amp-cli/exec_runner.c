@@ -142,7 +142,9 @@ static void maybe_finish(job *j)
  * reported when the child is reaped. */
 static void force_end(job *j, exec_outcome why)
 {
-    if (!j->reaped && j->forced < 0)
+    /* a timeout after the exit only ends the wait for stragglers that hold
+     * the pipes: the exit status stands */
+    if (j->forced < 0 && !(why == EXEC_TIMED_OUT && j->reaped))
         j->forced = (int)why;
     kill_group(j);
     close_pipes(j);

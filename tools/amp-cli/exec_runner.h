@@ -11,7 +11,9 @@
  * - One process, one thread: everything runs on `loop`, which must be the
  *   default loop (libev watches children there only).
  * - Descriptors: every pipe is close-on-exec; a child gets only its stdin,
- *   stdout and stderr. The child starts with default signal dispositions and
+ *   stdout and stderr. Our own 0, 1 and 2 must be open (else a pipe could
+ *   take one of those numbers, and the child's dup2() calls would
+ *   overwrite each other). The child starts with default signal dispositions and
  *   an empty signal mask (we ignore SIGPIPE; a shell pipeline must not).
  * - Every child is reaped (libev's SIGCHLD handler waits for it): no zombies.
  * - Each submitted job's callback runs exactly once, from the loop, never
