@@ -471,6 +471,33 @@ def test_sigint_lets_a_running_child_finish_then_exits_0(tmp_path):
         b.stop()
 
 
+def test_second_signal_kills_the_children_and_their_calls_get_shutting_down(tmp_path):
+    b = broker()
+    pidfile = tmp_path / "child.pid"
+    cmd = script(tmp_path, "stuck.sh", "read line\necho $$ > %s.tmp\nmv %s.tmp %s\n"
+                 "sleep 1000\n" % (pidfile, pidfile, pidfile))
+    try:
+        s = Serve("--server", b.endpoint, "--exec", cmd, "Stuck")
+        stuck = subprocess.Popen([AMP_CLI, "call", "--server", b.endpoint, "Stuck"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+        wait_for(pidfile.exists, "the child to start")
+        child = int(pidfile.read_text())
+        os.kill(s.proc.pid, signal.SIGINT)
+        # a new call meanwhile is not started (SHUTTING_DOWN, or UNHANDLED once
+        # the broker has taken the unregistration)
+        code, _ = error_of(b.endpoint, "Stuck")
+        assert code in ("SHUTTING_DOWN", "UNHANDLED"), code
+        os.kill(s.proc.pid, signal.SIGTERM)
+        _, err = stuck.communicate(timeout=60)
+        assert stuck.returncode == REMOTE_ERROR, err
+        assert err.startswith(b"SHUTTING_DOWN: amp-cli serve is stopping"), err
+        status, _, err = s.finish()
+        assert status == 0, err
+        assert not os.path.exists("/proc/%d" % child)
+    finally:
+        b.stop()
+
+
 def test_broker_lost_exits_5():
     b = broker()
     s = Serve("--server", b.endpoint, "--answer", "x=1", "Lost")
