@@ -107,6 +107,35 @@ def test_completion_offers_each_verbs_options_from_its_help():
     assert "--count" in complete("amp-cli sub --insecure --")
 
 
+def takes_a_value(verb, option):
+    """What amp-cli's own option parser says: a flag lets the --help after it
+    print the usage; an option with a value takes that --help as its value.
+    (No endpoint is known, so nothing connects anywhere.)"""
+    e = dict(os.environ, ASAN_OPTIONS="exitcode=86")
+    e.pop("AMP_URL", None)
+    p = subprocess.run([AMP_CLI, verb, option, "--help"], capture_output=True, env=e,
+                       stdin=subprocess.DEVNULL, timeout=30)
+    assert b"Sanitizer" not in p.stderr, p.stderr
+    return not (p.returncode == 0 and p.stdout.startswith(b"usage: amp-cli " + verb.encode()))
+
+
+def test_completion_knows_which_options_take_a_value(tmp_path):
+    """For every option of every verb, as the parser sees it: after a flag,
+    the verb's options again; after an option that takes a value, never an
+    option (a file name, or nothing)."""
+    flags = values = 0
+    for verb in verbs():
+        for option in sorted(long_options(verb)):
+            after = complete("amp-cli %s %s --" % (verb, option), cwd=str(tmp_path))
+            if takes_a_value(verb, option):
+                assert after == [], (verb, option, after)
+                values += 1
+            else:
+                assert after == sorted(long_options(verb) | {"--help"}), (verb, option)
+                flags += 1
+    assert flags >= 10 and values >= 20
+
+
 def test_completion_completes_files_where_a_file_goes(tmp_path):
     for name in ("cred.txt", "ca.pem", "other"):
         (tmp_path / name).write_text("x\n")
