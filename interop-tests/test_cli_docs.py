@@ -541,3 +541,9 @@ def test_readme_completion_block_runs_as_written():
     assert "complete -F _amp_cli amp-cli" in out
     assert out[-len(verbs()):] == verbs()
     assert any(line.startswith("AMP-CLI(1)") for line in out)
+
+
+def test_completion_script_passes_shellcheck():
+    p = subprocess.run(["shellcheck", "-s", "bash", COMPLETION], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout.decode()

@@ -8,7 +8,7 @@ PACKAGES="build-essential cmake pkg-config
 libev-dev libssl-dev libmsgpack-dev libcriterion-dev libjansson-dev libinih-dev libedit-dev
 clang-14 libclang-rt-14-dev llvm-14
 python3 python3-twisted python3-pytest python3-pexpect python3-msgpack python3-cryptography nats-server openssl faketime iproute2 gnutls-bin
-bash-completion groff-base man-db
+bash-completion groff-base man-db shellcheck
 gcc-arm-none-eabi binutils-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
 gcc-arm-linux-gnueabihf libc6-dev-armhf-cross binutils-arm-linux-gnueabihf qemu-user"
 

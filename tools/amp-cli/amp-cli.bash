@@ -82,8 +82,7 @@ _amp_cli_files()
         cur=$1 _filedir
     else
         compopt -o filenames 2>/dev/null
-        local IFS=$'\n'
-        COMPREPLY=($(compgen -f -- "$1"))
+        mapfile -t COMPREPLY < <(compgen -f -- "$1")
     fi
 }
 
@@ -142,14 +141,14 @@ _amp_cli()
     _amp_cli_words
     # cur is the word as bash splits it (what COMPREPLY replaces); the
     # joined words decide what to complete
-    local cur=${COMP_WORDS[COMP_CWORD]} word=${words[cword]} prev= cli=${words[0]}
+    local cur=${COMP_WORDS[COMP_CWORD]} word=${words[cword]} prev='' cli=${words[0]}
     ((cword > 0)) && prev=${words[cword - 1]}
     COMPREPLY=()
     cli=${cli/#\~/$HOME}
     type -P "$cli" >/dev/null || return 0
 
     # the verb: the first word after amp-cli (no top-level option takes a value)
-    local i verb= verb_at=0
+    local i verb='' verb_at=0
     for ((i = 1; i < cword; i++)); do
         if [[ ${words[i]} != -* ]]; then
             verb=${words[i]} verb_at=$i
@@ -157,11 +156,10 @@ _amp_cli()
         fi
     done
     if [[ -z $verb ]]; then
-        local IFS=$'\n'
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W $'--help\n--version' -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            COMPREPLY=($(compgen -W "$(_amp_cli_verbs "$cli")" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "$(_amp_cli_verbs "$cli")" -- "$cur")
         fi
         return 0
     fi
@@ -181,8 +179,7 @@ _amp_cli()
     fi
 
     if [[ $cur == -* ]]; then
-        local IFS=$' \t\n'
-        COMPREPLY=($(compgen -W "$_amp_cli_opts" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "$_amp_cli_opts" -- "$cur")
         return 0
     fi
 
@@ -213,7 +210,7 @@ _amp_cli()
         # call: [ENDPOINT] COMMAND [ARG]... (ENDPOINT: without --server, a
         # first argument with a ':' before any '='); serve: COMMAND...;
         # commands: [PATTERN]
-        local c given= cmd_at=0
+        local c given='' cmd_at=0
         for c in "${conn[@]}"; do
             [[ $c == --server || $c == --server=* ]] && given=1
         done
@@ -223,24 +220,22 @@ _amp_cli()
             given=1 cmd_at=1
         fi
         [[ -n $given || -n ${AMP_URL-} ]] || return 0
-        local IFS=$'\n'
         [[ $verb == commands && ${#pos[@]} -gt 0 ]] && return 0
         if [[ $verb != call || ${#pos[@]} -eq $cmd_at ]]; then
-            COMPREPLY=($(compgen -W "$(_amp_cli_commands "$cli" commands --json --timeout 1 \
-                "${conn[@]}")" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "$(_amp_cli_commands "$cli" commands --json \
+                --timeout 1 "${conn[@]}")" -- "$cur")
             return 0
         fi
         # call's arguments: the names its signature declares, those not given yet
-        local cmd=${pos[cmd_at]} name names=
+        local cmd=${pos[cmd_at]} name names=''
         [[ $word == *[=:]* || $cmd == *[*?[]* ]] && return 0
-        for name in $(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" \
-            "$cmd"); do
+        while IFS= read -r name; do
             for c in "${pos[@]:cmd_at+1}"; do
                 [[ ${c%%[:=]*}= == "$name" ]] && continue 2
             done
-            names+=$name$'\n'
-        done
-        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+            names+="$name "
+        done < <(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" "$cmd")
+        mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
         ((${#COMPREPLY[@]})) && compopt -o nospace 2>/dev/null
         ;;
     esac
