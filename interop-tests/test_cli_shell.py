@@ -9,6 +9,7 @@ import subprocess
 import pexpect
 
 from conftest import SANITIZER_MARKERS, Proc
+from test_auth import files, start  # noqa: F401
 from test_broker import broker, provider
 from test_cli_bus import Sub, cli, env
 from test_twisted_interop import AMP_CLI
@@ -190,6 +191,46 @@ def test_shell_ctrl_c_drops_the_line_or_stops_waiting(tmp_path):
         assert sh.finish() == 0
         # the dropped line is not in the history
         assert "100" not in sh.history.read_text()
+    finally:
+        p.stop()
+        b.stop()
+
+
+def test_shell_ctrl_z_stops_it_and_fg_gives_the_line_back(tmp_path):
+    """Under an interactive bash (job control): Ctrl-Z gives bash the
+    terminal back, 'fg' the prompt and the line being typed, still editable."""
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        e = env(TERM="xterm", HOME=str(tmp_path), AMP_HISTORY=str(tmp_path / "history"),
+                PS1="bash$ ")
+        bash = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env=e, encoding="utf-8",
+                             timeout=30, dimensions=(24, 200))
+        transcript = []
+        bash.logfile_read = type("Log", (), {"write": lambda self, s: transcript.append(s),
+                                             "flush": lambda self: None})()
+        bash.expect_exact("bash$ ")
+        bash.send("%s shell %s\r" % (AMP_CLI, b.endpoint))
+        bash.expect_exact("amp> ")
+        bash.send("Sum a:int=1 b:int=")
+        bash.expect_exact("b:int=")
+        bash.send("\x1a")
+        bash.expect("Stopped +%s shell" % AMP_CLI)
+        bash.expect_exact("bash$ ")
+        bash.send("fg\r")
+        bash.expect_exact("amp> Sum a:int=1 b:int=")
+        bash.send("2" + CTRL_A + "call \r")
+        bash.expect_exact("total = 3\r\n")
+        bash.expect_exact("amp> ")
+        bash.send(CTRL_D)
+        bash.expect_exact("bash$ ")
+        bash.send("echo status=$?\r")
+        bash.expect_exact("status=0")
+        bash.send("exit\r")
+        bash.expect(pexpect.EOF)
+        shown = "".join(transcript)
+        for marker in SANITIZER_MARKERS:
+            assert marker not in shown, shown
     finally:
         p.stop()
         b.stop()
@@ -378,6 +419,43 @@ def test_shell_ends_cleanly_on_sigterm(tmp_path):
         assert sh.finish() == 0
         assert sh.history.read_text().splitlines()[1:] == ["sub\\040x.*"]
     finally:
+        b.stop()
+
+
+def test_shell_logs_in_and_times_out_a_call(files, tmp_path):  # noqa: F811
+    b = start(files)
+    ep = "tcp:127.0.0.1:%d" % b.port
+    (tmp_path / "pw").write_text("wonderland\n")
+    (tmp_path / "token").write_text("s3cret-token\n")
+    try:
+        status, out, err = shell_piped(tmp_path, "amp.Stats\n", "--server", ep, "--user", "alice",
+                                       "--password-file", str(tmp_path / "pw"))
+        assert status == 0 and out.startswith('{"connections":"'), err
+        # bob's token: logged in as bob, whom the ACL denies amp.Stats
+        status, out, err = shell_piped(tmp_path, "amp.Stats\n", "--token-file",
+                                       str(tmp_path / "token"), ep)
+        assert status == 0 and err == "PERMISSION_DENIED: bob may not call amp.Stats\n", err
+        # without a login every line is refused, and the shell goes on
+        status, out, err = shell_piped(tmp_path, "amp.Stats\namp.Stats\n", ep)
+        assert status == 0 and out == "" and err.count("AUTH_REQUIRED") == 2, err
+        (tmp_path / "token").write_text("wrong\n")
+        status, out, err = shell_piped(tmp_path, "amp.Stats\n", "--token-file",
+                                       str(tmp_path / "token"), ep)
+        assert status == 7 and "amp-cli shell: login as the token's user refused: AUTH_FAILED" \
+            in err, err
+    finally:
+        b.stop()
+    b = broker()
+    p = provider("twisted", b.endpoint, "--name", "tw")
+    try:
+        # a call that would take 60 s, with --timeout 1: its error, then the next line
+        status, out, err = shell_piped(tmp_path, "Delay ms:int=60000 n:int=1\n"
+                                       "Sum a:int=1 b:int=1\n", "--timeout", "1", b.endpoint)
+        assert status == 0, err
+        assert err == "amp-cli shell: Delay timed out after 1 s\n", err
+        assert out == '{"served_by":"tw","total":"2"}\n', out
+    finally:
+        p.stop()
         b.stop()
 
 

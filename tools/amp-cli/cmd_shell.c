@@ -39,8 +39,9 @@ static void shell_usage(FILE *out)
             "up-arrow history saved in $AMP_HISTORY (default ~/.amp_cli_history, mode\n"
             "0600, the last 1000 lines), Tab completion of keywords, command names\n"
             "(from amp.Commands) and argument names (from signatures), Ctrl-C drops\n"
-            "the line or cancels the wait for an answer. When stdin is not a\n"
-            "terminal, lines are read plainly: no prompt, no history.\n"
+            "the line or cancels the wait for an answer, Ctrl-Z stops the shell\n"
+            "until 'fg'. When stdin is not a terminal, lines are read plainly: no\n"
+            "prompt, no history.\n"
             "Answers and events print as readable text on a terminal, as JSON lines\n"
             "when stdout is not a terminal or with --json. Errors of a line print on\n"
             "stderr and the shell goes on.\n"
@@ -58,7 +59,7 @@ static void shell_usage(FILE *out)
 
 /* Signals: blocked except while waiting (ppoll) and during a call, so a
  * signal cannot fall between checking the flags and waiting. */
-static volatile sig_atomic_t got_int, got_end, got_winch, in_call;
+static volatile sig_atomic_t got_int, got_end, got_winch, got_tstp, in_call;
 static amp_client *volatile signal_client;
 
 static void on_signal(int sig)
@@ -70,6 +71,8 @@ static void on_signal(int sig)
             got_int = 1;
     } else if (sig == SIGWINCH) {
         got_winch = 1;
+    } else if (sig == SIGTSTP) {
+        got_tstp = 1;
     } else {
         got_end = 1;
         if (in_call && signal_client)
@@ -81,7 +84,7 @@ static sigset_t wait_mask; /* the mask while waiting: these signals let through 
 
 static void setup_signals(void)
 {
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP};
     sigset_t block;
     sigemptyset(&block);
     struct sigaction sa;
@@ -115,6 +118,27 @@ void shell_wait_end(shell *sh)
     in_call = 0;
 }
 
+/* Ctrl-Z: stop as the default action would (so not at all in an orphaned
+ * process group, where nobody could continue us), with the terminal in its
+ * own settings meanwhile. The connection is not serviced while stopped. */
+static void stop_self(shell *sh)
+{
+    struct sigaction dfl, ours;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    shell_edit_leave(sh->ed);
+    sigaction(SIGTSTP, &dfl, &ours);
+    sigset_t tstp, old;
+    sigemptyset(&tstp);
+    sigaddset(&tstp, SIGTSTP);
+    raise(SIGTSTP); /* pending while blocked; delivered by the unblocking */
+    sigprocmask(SIG_UNBLOCK, &tstp, &old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGTSTP, &ours, NULL);
+    shell_edit_enter(sh->ed);
+}
+
 /* Keep the connection going until stdin has input (see shell_wait_fn). */
 static int wait_input(void *ud)
 {
@@ -129,6 +153,11 @@ static int wait_input(void *ud)
         if (got_winch) {
             got_winch = 0;
             return SHELL_IN_RESIZED;
+        }
+        if (got_tstp) {
+            got_tstp = 0;
+            stop_self(sh);
+            return SHELL_IN_RESIZED; /* perhaps it was, meanwhile */
         }
         struct pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {amp_client_fd(sh->cl), POLLIN, 0}};
         double wait = amp_client_timeout(sh->cl);

@@ -256,6 +256,23 @@ void shell_edit_resume(shell_edit *ed)
     el_set(ed->el, EL_REFRESH);
 }
 
+void shell_edit_leave(shell_edit *ed)
+{
+    if (!ed || !ed->reading)
+        return;
+    el_set(ed->el, EL_PREP_TERM, 0);
+    fputc('\n', ed->out);
+    fflush(ed->out);
+}
+
+void shell_edit_enter(shell_edit *ed)
+{
+    if (!ed || !ed->reading)
+        return;
+    el_set(ed->el, EL_PREP_TERM, 1);
+    el_set(ed->el, EL_REFRESH);
+}
+
 /* Write the history to a new file beside it (mode 0600 from the start),
  * then put it in place: a crash or a full disk leaves the old one. */
 static int save_history(shell_edit *ed)

@@ -55,6 +55,11 @@ void shell_edit_remember(shell_edit *ed, const char *line);
  * shell_edit_read() both do nothing. */
 void shell_edit_pause(shell_edit *ed);
 void shell_edit_resume(shell_edit *ed);
+/* Around stopping the process (Ctrl-Z): the terminal back to its own
+ * settings, then after SIGCONT the editor's, and the line drawn again.
+ * Outside shell_edit_read() both do nothing. */
+void shell_edit_leave(shell_edit *ed);
+void shell_edit_enter(shell_edit *ed);
 /* Save the history (mode 0600, at most SHELL_HISTORY_MAX entries) and
  * restore the terminal. Returns 0, or -1 if the history could not be
  * written (a message is printed). */
