@@ -59,24 +59,28 @@ static void shell_usage(FILE *out)
 
 /* Signals: blocked except while waiting (ppoll) and during a call, so a
  * signal cannot fall between checking the flags and waiting. */
-static volatile sig_atomic_t got_int, got_end, got_winch, got_tstp, in_call;
+static volatile sig_atomic_t got_int, got_end, got_winch, got_tstp, in_call, woken;
 static amp_client *volatile signal_client;
 
 static void on_signal(int sig)
 {
     if (sig == SIGINT) {
-        if (in_call && signal_client)
+        if (in_call && signal_client) {
             amp_client_wakeup(signal_client); /* async-signal-safe */
-        else
+            woken = 1;
+        } else {
             got_int = 1;
+        }
     } else if (sig == SIGWINCH) {
         got_winch = 1;
     } else if (sig == SIGTSTP) {
         got_tstp = 1;
     } else {
         got_end = 1;
-        if (in_call && signal_client)
+        if (in_call && signal_client) {
             amp_client_wakeup(signal_client);
+            woken = 1;
+        }
     }
 }
 
@@ -113,9 +117,18 @@ void shell_wait_begin(shell *sh)
 
 void shell_wait_end(shell *sh)
 {
-    (void)sh;
     sigprocmask(SIG_SETMASK, &call_mask, NULL);
     in_call = 0;
+    if (woken) {
+        /* A wakeup that came when no call was waiting (while an answer was
+         * printed, say) stays pending and would cancel the next line's
+         * call: spend it on a call of our own, which returns at once when
+         * one is pending, else after 1 ms (its late answer is dropped). */
+        amp_reply *reply = NULL;
+        amp_client_call(sh->cl, "amp.Stats", NULL, 0, 0.001, &reply);
+        amp_reply_free(reply);
+        woken = 0;
+    }
 }
 
 /* Ctrl-Z: stop as the default action would (so not at all in an orphaned
@@ -179,12 +192,13 @@ static int wait_input(void *ud)
     }
 }
 
-void shell_output_begin(shell *sh)
+/* Around output between prompts: the line being edited moves below it. */
+static void output_begin(shell *sh)
 {
     shell_edit_pause(sh->ed);
 }
 
-void shell_output_end(shell *sh)
+static void output_end(shell *sh)
 {
     fflush(stdout);
     shell_edit_resume(sh->ed);
@@ -195,14 +209,11 @@ static void on_event(amp_session *s, amp_request *req, const amp_box *args, void
 {
     (void)s;
     shell *sh = ud;
-    shell_output_begin(sh);
+    output_begin(sh);
     output_box_line(stdout, sh->mode, args);
-    shell_output_end(sh);
+    output_end(sh);
     amp_request_answer(req, NULL, 0); /* an event's request: its answer is dropped */
 }
-
-static void complete(void *ud, const char *before, size_t n, const char **word,
-                     shell_matches *out);
 
 /* Lines from a pipe or a file: no prompt, no history; the connection is
  * kept going between lines all the same. */
@@ -290,6 +301,23 @@ static char *history_path(void)
     return p;
 }
 
+static void refresh_cmds(void *ud)
+{
+    shell *sh = ud;
+    char err[256];
+    shell_wait_begin(sh);
+    shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
+    shell_wait_end(sh);
+    sh->cmds.loaded = 1; /* a failure is not retried on every Tab */
+}
+
+static void complete(void *ud, const char *before, size_t n, const char **word,
+                     shell_matches *out)
+{
+    shell *sh = ud;
+    shell_complete(&sh->cmds, before, n, word, out, refresh_cmds, sh);
+}
+
 static int read_edited(shell *sh)
 {
     char *hist = history_path();
@@ -313,23 +341,6 @@ static int read_edited(shell *sh)
     shell_edit_close(sh->ed);
     sh->ed = NULL;
     return CLI_OK;
-}
-
-static void refresh_cmds(void *ud)
-{
-    shell *sh = ud;
-    char err[256];
-    shell_wait_begin(sh);
-    shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
-    shell_wait_end(sh);
-    sh->cmds.loaded = 1; /* a failure is not retried on every Tab */
-}
-
-static void complete(void *ud, const char *before, size_t n, const char **word,
-                     shell_matches *out)
-{
-    shell *sh = ud;
-    shell_complete(&sh->cmds, before, n, word, out, refresh_cmds, sh);
 }
 
 /* Close after writing what is queued (a pub just before the end of

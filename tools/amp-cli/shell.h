@@ -33,9 +33,6 @@ int shell_run_line(shell *sh, const char *line);
  * the wait (amp_client_wakeup) instead of waiting for the prompt. */
 void shell_wait_begin(shell *sh);
 void shell_wait_end(shell *sh);
-/* Around any output between prompts (events, messages). */
-void shell_output_begin(shell *sh);
-void shell_output_end(shell *sh);
 /* Free what the lines made (subscriptions list, command cache). */
 void shell_lines_free(shell *sh);
 
