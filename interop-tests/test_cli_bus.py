@@ -204,3 +204,18 @@ def test_pub_count_delivers_every_event_and_rate_paces():
         assert p.returncode == 2
     finally:
         b.stop()
+
+
+def test_numeric_options_are_parsed_whole_and_must_be_positive():
+    """Every verb's numbers are checked the same way before connecting:
+    trailing text, zero, negatives, nan and absurd sizes are usage errors."""
+    cases = [(["pub", "--count", "0", "x"], "--count"), (["pub", "--rate", "5x", "x"], "--rate"),
+             (["pub", "--timeout", "-1", "x"], "--timeout"),
+             (["sub", "--count", "2.5", "x"], "--count"), (["sub", "--timeout", "nan", "x"], "--timeout"),
+             (["call", "--timeout", "1e99", "X"], "--timeout"), (["stats", "--timeout", "abc"], "--timeout"),
+             (["commands", "--timeout", "0"], "--timeout"), (["shell", "--timeout", "inf"], "--timeout"),
+             (["serve", "--exec-timeout", "3s", "X"], "--exec-timeout")]
+    for argv, option in cases:
+        p = cli(*argv, check=False, AMP_URL="tcp:127.0.0.1:1")
+        assert p.returncode == 2, (argv, p.stderr)
+        assert (option + " needs a positive").encode() in p.stderr, (argv, p.stderr)

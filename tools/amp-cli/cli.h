@@ -14,6 +14,13 @@ enum {
     CLI_AUTH = 7       /* the broker refused the login (AUTH_FAILED, ...) */
 };
 
+/* --OPTION's value as a number above 0 (at most 1e9), the whole argument
+ * parsed: 0, or -1 after "amp-cli VERB: --OPTION needs a positive number"
+ * on stderr (then exit CLI_USAGE). */
+int cli_positive(const char *verb, const char *option, const char *arg, double *out);
+/* The same for a whole number above 0. */
+int cli_positive_count(const char *verb, const char *option, const char *arg, long *out);
+
 int cmd_decode(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_call(int argc, char **argv);

@@ -58,11 +58,8 @@ int cmd_call(int argc, char **argv)
             continue;
         switch (c) {
         case 't':
-            co.timeout = atof(optarg);
-            if (co.timeout <= 0) {
-                fprintf(stderr, "amp-cli call: --timeout needs a positive number\n");
+            if (cli_positive("call", "timeout", optarg, &co.timeout))
                 return CLI_USAGE;
-            }
             break;
         case 'n': no_answer = 1; break;
         case 'j': json = 1; break;

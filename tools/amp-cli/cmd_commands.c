@@ -189,11 +189,8 @@ int cmd_commands(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 't':
-            co.timeout = atof(optarg);
-            if (co.timeout <= 0) {
-                fprintf(stderr, "amp-cli commands: --timeout needs a positive number\n");
+            if (cli_positive("commands", "timeout", optarg, &co.timeout))
                 return CLI_USAGE;
-            }
             break;
         case 'h': commands_usage(stdout); return CLI_OK;
         default: commands_usage(stderr); return CLI_USAGE;

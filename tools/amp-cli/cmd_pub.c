@@ -73,16 +73,20 @@ int cmd_pub(int argc, char **argv)
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {
-        case 'n': count = atol(optarg); break;
-        case 'r': rate = atof(optarg); break;
-        case 't': co.timeout = atof(optarg); break;
+        case 'n':
+            if (cli_positive_count("pub", "count", optarg, &count))
+                return CLI_USAGE;
+            break;
+        case 'r':
+            if (cli_positive("pub", "rate", optarg, &rate))
+                return CLI_USAGE;
+            break;
+        case 't':
+            if (cli_positive("pub", "timeout", optarg, &co.timeout))
+                return CLI_USAGE;
+            break;
         case 'h': pub_usage(stdout); return CLI_OK;
         default: pub_usage(stderr); return CLI_USAGE;
-        }
-        if (count <= 0 || rate < 0 || co.timeout <= 0) {
-            fprintf(stderr, "amp-cli pub: --%s needs a positive number\n",
-                    c == 'n' ? "count" : c == 'r' ? "rate" : "timeout");
-            return CLI_USAGE;
         }
     }
     if (optind >= argc) {

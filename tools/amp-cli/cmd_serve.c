@@ -360,17 +360,6 @@ static int build_answer(served *cmd, int n, char **answers)
     return 0;
 }
 
-static int positive(const char *opt, const char *arg, double *out)
-{
-    char *end;
-    *out = strtod(arg, &end);
-    if (end == arg || *end || !(*out > 0)) {
-        fprintf(stderr, "amp-cli serve: --%s needs a positive number\n", opt);
-        return -1;
-    }
-    return 0;
-}
-
 /* Started with 0, 1 or 2 closed, the next descriptor opened (the broker's
  * socket, a child's pipe) would take that number: our messages and the
  * children's stderr would go into the AMP connection, and a child's pipes
@@ -417,7 +406,7 @@ int cmd_serve(int argc, char **argv)
         }
         const char *name = c == 'T' ? "exec-timeout" : c == 'c' ? "max-concurrent"
                          : c == 'q' ? "max-queue" : c == 'n' ? "count" : "timeout";
-        if (!(c == 'q' && !strcmp(optarg, "0")) && positive(name, optarg, &num)) {
+        if (!(c == 'q' && !strcmp(optarg, "0")) && cli_positive("serve", name, optarg, &num)) {
             free(answers);
             return CLI_USAGE;
         }

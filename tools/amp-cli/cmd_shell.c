@@ -379,11 +379,8 @@ int cmd_shell(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 't':
-            sh.co.timeout = atof(optarg);
-            if (sh.co.timeout <= 0) {
-                fprintf(stderr, "amp-cli shell: --timeout needs a positive number\n");
+            if (cli_positive("shell", "timeout", optarg, &sh.co.timeout))
                 return CLI_USAGE;
-            }
             break;
         case 'h': shell_usage(stdout); return CLI_OK;
         default: shell_usage(stderr); return CLI_USAGE;

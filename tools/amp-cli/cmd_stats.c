@@ -156,11 +156,8 @@ int cmd_stats(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 't':
-            co.timeout = atof(optarg);
-            if (co.timeout <= 0) {
-                fprintf(stderr, "amp-cli stats: --timeout needs a positive number\n");
+            if (cli_positive("stats", "timeout", optarg, &co.timeout))
                 return CLI_USAGE;
-            }
             break;
         case 'h': stats_usage(stdout); return CLI_OK;
         default: stats_usage(stderr); return CLI_USAGE;

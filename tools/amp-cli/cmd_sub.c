@@ -151,18 +151,12 @@ int cmd_sub(int argc, char **argv)
             continue;
         switch (c) {
         case 'n':
-            st.count = atol(optarg);
-            if (st.count <= 0) {
-                fprintf(stderr, "amp-cli sub: --count needs a positive number\n");
+            if (cli_positive_count("sub", "count", optarg, &st.count))
                 return CLI_USAGE;
-            }
             break;
         case 't':
-            timeout = atof(optarg);
-            if (timeout <= 0) {
-                fprintf(stderr, "amp-cli sub: --timeout needs a positive number\n");
+            if (cli_positive("sub", "timeout", optarg, &timeout))
                 return CLI_USAGE;
-            }
             break;
         case 'j': json = 1; break;
         case 'h': sub_usage(stdout); return CLI_OK;
