@@ -591,3 +591,31 @@ def test_usage_errors_and_help():
         assert p.returncode == TIMED_OUT and b"registering X timed out" in p.stderr, p.stderr
     finally:
         silent.close()
+
+
+def test_options_may_follow_the_commands_and_arguments(tmp_path):
+    """As in most tools, options go before or after the operands:
+    'serve SIG --exec CMD', 'call Sum a=1 --json', 'sub P --count 1',
+    'pub NAME k=v --count 1'; '--' ends the options."""
+    b = broker()
+    (tmp_path / "sum.py").write_text("import json, sys\n"
+                                     "a = json.loads(sys.stdin.readline())['arguments']\n"
+                                     "print(json.dumps({'total': a['a'] + a['b']}))\n")
+    prog = "exec python3 %s" % (tmp_path / "sum.py")
+    s = Serve("Sum(a: Integer, b: Integer) -> (total: Integer)", "--exec", prog,
+              "--server", b.endpoint)
+    try:
+        p = cli("call", "Sum", "a=2", "b=40", "--server", b.endpoint, "--json")
+        assert json.loads(p.stdout) == {"total": 42}
+        sub = subprocess.Popen([AMP_CLI, "sub", "news.*", "--count", "1", "--server", b.endpoint],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+        assert sub.stderr.readline().startswith(b"amp-cli sub: subscribed")
+        cli("pub", "news.a", "n=1", "--count", "1", "--server", b.endpoint)
+        out, _ = sub.communicate(timeout=60)
+        assert sub.returncode == 0 and json.loads(out) == {"_command": "news.a", "n": "1"}
+        # after '--' a word that starts with '-' is an operand
+        p = cli("call", "--server", b.endpoint, "--", "-x", check=False)
+        assert p.returncode == REMOTE_ERROR and p.stderr.startswith(b"UNHANDLED"), p.stderr
+    finally:
+        s.stop()
+        b.stop()

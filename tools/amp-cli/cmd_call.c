@@ -53,7 +53,7 @@ int cmd_call(int argc, char **argv)
     conn_opts_init(&co);
     int no_answer = 0, json = 0, no_signature = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {

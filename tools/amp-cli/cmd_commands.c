@@ -183,7 +183,7 @@ int cmd_commands(int argc, char **argv)
     conn_opts_init(&co);
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {

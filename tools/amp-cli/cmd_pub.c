@@ -69,7 +69,7 @@ int cmd_pub(int argc, char **argv)
     double rate = 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {

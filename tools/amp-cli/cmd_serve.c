@@ -393,7 +393,7 @@ int cmd_serve(int argc, char **argv)
     int nanswers = 0, c, status = CLI_USAGE;
     double num;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {

@@ -373,7 +373,7 @@ int cmd_shell(int argc, char **argv)
     conn_opts_init(&sh.co);
     int c, json = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&sh.co, c, optarg))
             continue;
         switch (c) {

@@ -150,7 +150,7 @@ int cmd_stats(int argc, char **argv)
     conn_opts_init(&co);
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {

@@ -146,7 +146,7 @@ int cmd_sub(int argc, char **argv)
     double timeout = 0;
     int c, json = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (conn_opts_handle(&co, c, optarg))
             continue;
         switch (c) {
