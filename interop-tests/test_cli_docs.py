@@ -105,6 +105,10 @@ def test_completion_offers_each_verbs_options_from_its_help():
     assert complete("amp-cli listen --starttls-") == ["--starttls-cert", "--starttls-key"]
     # after an option without a value, options again
     assert "--count" in complete("amp-cli sub --insecure --")
+    # options may follow the operands, until '--'
+    assert complete("amp-cli call Sum a=1 --js") == ["--json"]
+    assert complete("amp-cli sub 'x.*' --cou") == ["--count"]
+    assert complete("amp-cli sub -- --cou") == []
 
 
 def takes_a_value(verb, option):
@@ -509,6 +513,11 @@ def test_completion_names_the_commands_and_arguments_the_broker_knows(tmp_path):
         assert complete("amp-cli call Sum a=1 ", env={"AMP_URL": ep}) == ["b=", "big.n="]
         assert complete("amp-cli call Sum a:int=1 b", env={"AMP_URL": ep}) == ["b=", "big.n="]
         assert complete("amp-cli call Stop ", env={"AMP_URL": ep}) == []
+        # options between the operands are no operands
+        assert complete("amp-cli call Sum --timeout 5 a=1 --json ", env={"AMP_URL": ep}) == \
+            ["b=", "big.n="]
+        assert complete("amp-cli call --timeout 5 -- Sum a=1 ", env={"AMP_URL": ep}) == \
+            ["b=", "big.n="]
         # no endpoint known: nothing, and nothing asked
         assert complete("amp-cli call Su") == []
         # a broker that is not there: nothing, at once, without a word on stderr

@@ -134,10 +134,74 @@ _amp_cli_words()
     done
 }
 
+# _amp_cli_scan: from the words between the verb and the one completed, sets
+# pos (the operands), conn (the connection settings given, to ask the broker
+# with the same ones) and ended (a '--' was given: no option after it).
+# Options may come before or after the operands.
+_amp_cli_scan()
+{
+    local i w
+    pos=() conn=() ended=''
+    for ((i = verb_at + 1; i < cword; i++)); do
+        w=${words[i]}
+        if [[ -n $ended ]]; then
+            pos+=("$w")
+        elif [[ $w == -- ]]; then
+            ended=1
+        elif [[ $w == --*=* ]]; then
+            [[ $_amp_cli_value_opts == *" ${w%%=*} "* ]] && conn+=("$w")
+        elif [[ $w == -* ]]; then
+            if [[ $_amp_cli_takes_value == *" $w "* ]]; then
+                [[ $_amp_cli_value_opts == *" $w "* ]] && conn+=("$w" "${words[i + 1]-}")
+                ((i++))
+            elif [[ $w == --starttls || $w == --insecure ]]; then
+                conn+=("$w")
+            fi
+        else
+            pos+=("$w")
+        fi
+    done
+}
+
+# _amp_cli_remote: the operands of call ([ENDPOINT] COMMAND [ARG]...; an
+# ENDPOINT, without --server, is a first operand with a ':' before any '='),
+# serve (COMMAND...) and commands ([PATTERN]): command names, then call's
+# argument names, from the broker when one is named.
+_amp_cli_remote()
+{
+    local c given='' cmd_at=0 w0=${pos[0]-}
+    for c in "${conn[@]}"; do
+        [[ $c == --server || $c == --server=* ]] && given=1
+    done
+    if [[ $verb == call && -z $given && ${w0%%=*} == *:* ]]; then
+        conn+=(--server "$w0")
+        given=1 cmd_at=1
+    fi
+    [[ -n $given || -n ${AMP_URL-} ]] || return 0
+    [[ $verb == commands && ${#pos[@]} -gt 0 ]] && return 0
+    if [[ $verb != call || ${#pos[@]} -eq $cmd_at ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "$(_amp_cli_commands "$cli" commands --json \
+            --timeout 1 "${conn[@]}")" -- "$cur")
+        return 0
+    fi
+    # call's arguments: the names its signature declares, those not given yet
+    local cmd=${pos[cmd_at]} name names=''
+    [[ $word == *[=:]* || $cmd == *[*?[]* ]] && return 0
+    while IFS= read -r name; do
+        for c in "${pos[@]:cmd_at+1}"; do
+            [[ ${c%%[:=]*}= == "$name" ]] && continue 2
+        done
+        names+="$name "
+    done < <(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" "$cmd")
+    mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+    ((${#COMPREPLY[@]})) && compopt -o nospace 2>/dev/null
+    return 0
+}
+
 _amp_cli()
 {
-    local -a words
-    local cword
+    local -a words pos conn
+    local cword ended
     _amp_cli_words
     # cur is the word as bash splits it (what COMPREPLY replaces); the
     # joined words decide what to complete
@@ -165,10 +229,13 @@ _amp_cli()
     fi
 
     _amp_cli_options "$cli" "$verb"
+    _amp_cli_scan
 
     # the value of an option: after it, or after '--option='
-    local opt=
-    if [[ $word == --*=* ]]; then
+    local opt=''
+    if [[ -n $ended ]]; then
+        :
+    elif [[ $word == --*=* ]]; then
         opt=${word%%=*}
     elif [[ $_amp_cli_takes_value == *" $prev "* ]]; then
         opt=$prev
@@ -178,65 +245,17 @@ _amp_cli()
         return 0
     fi
 
-    if [[ $cur == -* ]]; then
+    if [[ $cur == -* && -z $ended ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$_amp_cli_opts" -- "$cur")
         return 0
     fi
-
-    # the positional arguments before this one; the connection settings given
-    local -a pos=() conn=()
-    local w
-    for ((i = verb_at + 1; i < cword; i++)); do
-        w=${words[i]}
-        if [[ $w == --*=* ]]; then
-            [[ $_amp_cli_value_opts == *" ${w%%=*} "* ]] && conn+=("$w")
-        elif [[ $w == -* ]]; then
-            if [[ $_amp_cli_takes_value == *" $w "* ]]; then
-                [[ $_amp_cli_value_opts == *" $w "* ]] && conn+=("$w" "${words[i + 1]-}")
-                ((i++))
-            elif [[ $w == --starttls || $w == --insecure ]]; then
-                conn+=("$w")
-            fi
-        else
-            pos+=("$w")
-        fi
-    done
 
     case $verb in
     decode | encode)
         ((${#pos[@]} == 0)) && _amp_cli_files "$cur"
         ;;
     call | serve | commands)
-        # call: [ENDPOINT] COMMAND [ARG]... (ENDPOINT: without --server, a
-        # first argument with a ':' before any '='); serve: COMMAND...;
-        # commands: [PATTERN]
-        local c given='' cmd_at=0
-        for c in "${conn[@]}"; do
-            [[ $c == --server || $c == --server=* ]] && given=1
-        done
-        local w0=${pos[0]-}
-        if [[ $verb == call && -z $given && ${w0%%=*} == *:* ]]; then
-            conn+=(--server "$w0")
-            given=1 cmd_at=1
-        fi
-        [[ -n $given || -n ${AMP_URL-} ]] || return 0
-        [[ $verb == commands && ${#pos[@]} -gt 0 ]] && return 0
-        if [[ $verb != call || ${#pos[@]} -eq $cmd_at ]]; then
-            mapfile -t COMPREPLY < <(compgen -W "$(_amp_cli_commands "$cli" commands --json \
-                --timeout 1 "${conn[@]}")" -- "$cur")
-            return 0
-        fi
-        # call's arguments: the names its signature declares, those not given yet
-        local cmd=${pos[cmd_at]} name names=''
-        [[ $word == *[=:]* || $cmd == *[*?[]* ]] && return 0
-        while IFS= read -r name; do
-            for c in "${pos[@]:cmd_at+1}"; do
-                [[ ${c%%[:=]*}= == "$name" ]] && continue 2
-            done
-            names+="$name "
-        done < <(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" "$cmd")
-        mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
-        ((${#COMPREPLY[@]})) && compopt -o nospace 2>/dev/null
+        _amp_cli_remote
         ;;
     esac
     return 0
