@@ -556,3 +556,24 @@ def test_completion_script_passes_shellcheck():
     p = subprocess.run(["shellcheck", "-s", "bash", COMPLETION], capture_output=True,
                        timeout=60)
     assert p.returncode == 0, p.stdout.decode()
+
+
+def test_completion_never_evaluates_or_offers_hostile_command_names(tmp_path):
+    """Command names come from any peer that may register one. A name built to
+    run code when bash expands it, or to break the command line it is put on,
+    is neither run nor offered; plain names next to it still are."""
+    from amp_signature import BoxClient, Register
+    b = broker()
+    peer = BoxClient(b.port)
+    marker = tmp_path / "ran"
+    hostile = ["x$(touch %s)" % marker, "x`touch %s`" % marker, "x;touch %s" % marker,
+               "x y", "x'q", "x\x1b]0;t\x07", "x${HOME}", "x*"]
+    try:
+        for name in hostile + ["xSafe.1"]:
+            peer.call(Register, command=name)
+        assert complete("amp-cli call --server %s x" % b.endpoint) == ["xSafe.1"]
+        assert complete("amp-cli commands --server %s " % b.endpoint) == ["xSafe.1"]
+        assert not marker.exists()
+    finally:
+        peer.close()
+        b.stop()

@@ -86,6 +86,20 @@ _amp_cli_files()
     fi
 }
 
+# _amp_cli_offer CUR: COMPREPLY = the lines of stdin that start with CUR and
+# are plain words. Names come from the broker, that is from any peer that may
+# register one: they never reach compgen -W (which would expand $(...) in
+# them) and a name with a character the shell would read (space, quote, $,
+# ;, ...) or a control byte is not offered at all.
+_amp_cli_offer()
+{
+    local name
+    COMPREPLY=()
+    while IFS= read -r name; do
+        [[ $name =~ ^[A-Za-z0-9_.:@/+-]+=?$ && $name == "$1"* ]] && COMPREPLY+=("$name")
+    done
+}
+
 # _amp_cli_commands CLI ARGS...: the command names in what
 # 'amp-cli commands --json' prints (one JSON object per command).
 _amp_cli_commands()
@@ -180,20 +194,22 @@ _amp_cli_remote()
     [[ -n $given || -n ${AMP_URL-} ]] || return 0
     [[ $verb == commands && ${#pos[@]} -gt 0 ]] && return 0
     if [[ $verb != call || ${#pos[@]} -eq $cmd_at ]]; then
-        mapfile -t COMPREPLY < <(compgen -W "$(_amp_cli_commands "$cli" commands --json \
-            --timeout 1 "${conn[@]}")" -- "$cur")
+        _amp_cli_offer "$cur" < <(_amp_cli_commands "$cli" commands --json --timeout 1 \
+            "${conn[@]}")
         return 0
     fi
     # call's arguments: the names its signature declares, those not given yet
-    local cmd=${pos[cmd_at]} name names=''
+    local cmd=${pos[cmd_at]} name
     [[ $word == *[=:]* || $cmd == *[*?[]* ]] && return 0
-    while IFS= read -r name; do
-        for c in "${pos[@]:cmd_at+1}"; do
-            [[ ${c%%[:=]*}= == "$name" ]] && continue 2
-        done
-        names+="$name "
-    done < <(_amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" "$cmd")
-    mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+    _amp_cli_offer "$cur" < <(
+        _amp_cli_arguments "$cli" commands --json --timeout 1 "${conn[@]}" "$cmd" |
+            while IFS= read -r name; do
+                for c in "${pos[@]:cmd_at+1}"; do
+                    [[ ${c%%[:=]*}= == "$name" ]] && continue 2
+                done
+                printf '%s\n' "$name"
+            done
+    )
     ((${#COMPREPLY[@]})) && compopt -o nospace 2>/dev/null
     return 0
 }

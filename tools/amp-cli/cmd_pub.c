@@ -110,7 +110,10 @@ int cmd_pub(int argc, char **argv)
     }
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
-    long gap_ns = rate > 0 ? (long)(1e9 / rate) : 0;
+    /* the gap between events, at most a year (a tiny --rate must not
+     * overflow the conversion) */
+    double gap = rate > 0 ? 1e9 / rate : 0;
+    long gap_ns = gap > 3.2e16 ? 32000000000000000L : (long)gap;
     for (long i = 0; i < count && status == CLI_OK; i++) {
         if (!amp_client_conn(cl)) {
             fprintf(stderr, "amp-cli pub: connection lost after %ld event(s): %s\n", i,

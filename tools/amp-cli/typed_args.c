@@ -368,7 +368,13 @@ static int parse_one(typed_args *out, size_t i, char *arg, const sig_type *decla
         amp_buf_append(val, (const uint8_t *)v, strlen(v)); /* a String */
     else if (hex)
         r = encode_hex(v, strlen(v), val, msg, sizeof msg);
-    else if (t->kind == SIG_DESCRIPTOR) {
+    else if (t->kind == SIG_DESCRIPTOR && !own) {
+        /* Only the user opens a file for a peer: a signature (the peer's
+         * word) never turns a plain value into an open descriptor. */
+        r = -1;
+        snprintf(msg, sizeof msg, "declared Descriptor: to pass a file, give it as %.*s:fd=PATH",
+                 (int)name_len, arg);
+    } else if (t->kind == SIG_DESCRIPTOR) {
         out->fd_paths[i] = strdup(v);
         amp_buf_append(val, (const uint8_t *)"0", 1); /* set when sent */
     } else
