@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "term_text.h"
 #include "typed_args.h"
 
 struct find_item {
@@ -43,11 +44,11 @@ int call_fetch_signature(amp_client *cl, const char *command, double timeout, co
         char err[128];
         if (list && amplist_foreach(list->value, list->value_len, match_item, &f, err,
                                     sizeof err) < 0)
-            fprintf(stderr, "amp-cli %s: amp.Commands: %s; calling without a signature\n", verb,
-                    err);
+            term_printf(stderr, "amp-cli %s: amp.Commands: %s; calling without a signature\n", verb,
+                        err);
         else if (f.bad)
-            fprintf(stderr, "amp-cli %s: %s's signature: %s; calling without it\n", verb, command,
-                    f.err);
+            term_printf(stderr, "amp-cli %s: %s's signature: %s; calling without it\n", verb,
+                        command, f.err);
         if (f.bad || !f.found)
             signature_free(out);
     } else if (r == AMP_E_TIMEOUT) {
@@ -55,7 +56,7 @@ int call_fetch_signature(amp_client *cl, const char *command, double timeout, co
                 verb, command, timeout);
         status = CLI_TIMEOUT;
     } else if (r != AMP_E_REMOTE) { /* an error answer: the peer has none to give */
-        fprintf(stderr, "amp-cli %s: amp.Commands: %s%s%s\n", verb, amp_strerror(r),
+        term_printf(stderr, "amp-cli %s: amp.Commands: %s%s%s\n", verb, amp_strerror(r),
                 *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
         status = CLI_CONN;
     }
@@ -88,15 +89,13 @@ int call_plain(amp_client *cl, const char *verb, const char *command, const amp_
         return CLI_OK;
     }
     if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "%.*s: %.*s\n", (int)reply->error_code->value_len,
-                reply->error_code->value, (int)reply->error_description->value_len,
-                reply->error_description->value);
+        term_error_line(stderr, "", reply->error_code, reply->error_description);
         status = CLI_REMOTE;
     } else if (r == AMP_E_TIMEOUT) {
         fprintf(stderr, "amp-cli %s: %s timed out after %g s\n", verb, command, timeout);
         status = CLI_TIMEOUT;
     } else {
-        fprintf(stderr, "amp-cli %s: %s: %s%s%s\n", verb, command, amp_strerror(r),
+        term_printf(stderr, "amp-cli %s: %s: %s%s%s\n", verb, command, amp_strerror(r),
                 *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
         status = r == AMP_E_CLOSED ? CLI_CONN : CLI_BAD_INPUT;
     }
@@ -112,7 +111,7 @@ int call_run_with(amp_client *cl, const call_opts *o, const signature *sig)
     int status = CLI_OK;
     if (typed_args_parse_sig(&args, o->argc, o->argv, sig, err, sizeof err) ||
         typed_args_send_fds(&args, amp_client_conn(cl), err, sizeof err)) {
-        fprintf(stderr, "amp-cli %s: %s\n", o->verb, err);
+        term_printf(stderr, "amp-cli %s: %s\n", o->verb, err); /* may quote a signature */
         status = CLI_BAD_INPUT;
     } else if (o->no_answer) {
         status = send_only(cl, o, &args);

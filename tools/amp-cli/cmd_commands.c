@@ -14,6 +14,7 @@
 #include "json_text.h"
 #include "output.h"
 #include "signature.h"
+#include "term_text.h"
 
 static void commands_usage(FILE *out)
 {
@@ -117,9 +118,13 @@ static int one_item(const amp_box *item, void *ud)
     char policy[64], providers[32];
     field(item, "policy", policy, sizeof policy);
     field(item, "providers", providers, sizeof providers);
+    /* the name's own bytes (sig.command ends at a NUL) */
+    const amp_pair *name = amp_box_find_str(item, "command");
+    const uint8_t *nb = name ? name->value : (const uint8_t *)"";
+    size_t nn = name ? name->value_len : 0;
     if (l->mode == OUTPUT_JSON) {
         fputs("{\"command\":", stdout);
-        write_str(sig.command);
+        json_write_bytes(stdout, nb, nn);
         fputs(",\"policy\":", stdout);
         write_str(policy);
         fputs(",\"providers\":", stdout);
@@ -133,8 +138,11 @@ static int one_item(const amp_box *item, void *ud)
         fputs("}\n", stdout);
     } else {
         char *tail = signature_format_tail(&sig);
-        const char *row[] = {sig.command, policy, providers, tail && *tail ? tail : "-"};
-        out_table_add(&l->table, row);
+        const char *shown = tail && *tail ? tail : "-";
+        const uint8_t *row[] = {nb, (const uint8_t *)policy, (const uint8_t *)providers,
+                                (const uint8_t *)shown};
+        size_t lens[] = {nn, strlen(policy), strlen(providers), strlen(shown)};
+        out_table_add_bytes(&l->table, row, lens); /* escaped there (output.h) */
         free(tail);
     }
     signature_free(&sig);
@@ -161,7 +169,7 @@ static int list_commands(amp_client *cl, const char *pattern, double timeout, ou
         fprintf(stderr, "amp-cli commands: the answer has no 'commands' (not a broker?)\n");
         status = CLI_BAD_INPUT;
     } else if (amplist_foreach(list->value, list->value_len, one_item, &l, err, sizeof err)) {
-        fprintf(stderr, "amp-cli commands: %s\n", l.err[0] ? l.err : err);
+        term_printf(stderr, "amp-cli commands: %s\n", l.err[0] ? l.err : err);
         status = CLI_BAD_INPUT;
     }
     if (status == CLI_OK && mode == OUTPUT_TEXT)

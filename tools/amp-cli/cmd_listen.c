@@ -8,6 +8,7 @@
 
 #include "amp/amp.h"
 #include "cli.h"
+#include "term_text.h"
 #include "output.h"
 #include "typed_args.h"
 
@@ -63,7 +64,7 @@ static void on_accept(amp_listener *l, amp_conn *c, void *ud)
     struct listen_opts *o = ud;
     amp_session_serve_fallback(amp_conn_session(c), on_call, o);
     if (o->serve_starttls && amp_conn_serve_start_tls(c, &o->starttls) != AMP_OK)
-        fprintf(stderr, "amp-cli listen: StartTLS setup failed: %s\n", amp_conn_error_text(c));
+        term_printf(stderr, "amp-cli listen: StartTLS setup failed: %s\n", amp_conn_error_text(c));
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)

@@ -8,6 +8,7 @@
 
 #include "amp/amp.h"
 #include "cli.h"
+#include "term_text.h"
 #include "conn_opts.h"
 #include "typed_args.h"
 
@@ -51,7 +52,7 @@ static int barrier(amp_client *cl, double timeout)
     amp_reply_free(reply);
     if (r == AMP_OK || r == AMP_E_REMOTE)
         return CLI_OK;
-    fprintf(stderr, "amp-cli pub: %s%s%s\n", amp_strerror(r),
+    term_printf(stderr, "amp-cli pub: %s%s%s\n", amp_strerror(r),
             *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
     return r == AMP_E_TIMEOUT ? CLI_TIMEOUT : CLI_CONN;
 }
@@ -116,7 +117,7 @@ int cmd_pub(int argc, char **argv)
     long gap_ns = gap > 3.2e16 ? 32000000000000000L : (long)gap;
     for (long i = 0; i < count && status == CLI_OK; i++) {
         if (!amp_client_conn(cl)) {
-            fprintf(stderr, "amp-cli pub: connection lost after %ld event(s): %s\n", i,
+            term_printf(stderr, "amp-cli pub: connection lost after %ld event(s): %s\n", i,
                     amp_client_error_text(cl));
             status = CLI_CONN;
             break;

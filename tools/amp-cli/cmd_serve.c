@@ -21,6 +21,7 @@
 #include "exec_runner.h"
 #include "serve_exec.h"
 #include "signature.h"
+#include "term_text.h"
 #include "typed_args.h"
 
 #define STOP_GRACE 5.0           /* seconds running children get on SIGINT/SIGTERM */
@@ -175,7 +176,7 @@ static void on_lost(client_loop *cw, void *ud)
 {
     serve_state *st = ud;
     const char *why = amp_client_error_text(st->cl);
-    fprintf(stderr, "amp-cli serve: connection lost%s%s\n", *why ? ": " : "", why);
+    term_printf(stderr, "amp-cli serve: connection lost%s%s\n", *why ? ": " : "", why);
     st->status = CLI_CONN;
     ev_break(st->loop, EVBREAK_ALL);
 }
@@ -253,15 +254,16 @@ static int register_one(serve_state *st, served *cmd, double timeout)
     sig_wire_free(&wire);
     int status = CLI_OK;
     if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "amp-cli serve: registering %s refused: %.*s: %.*s\n", name,
-                (int)reply->error_code->value_len, reply->error_code->value,
-                (int)reply->error_description->value_len, reply->error_description->value);
+        char *prefix = NULL;
+        if (asprintf(&prefix, "amp-cli serve: registering %s refused: ", name) >= 0)
+            term_error_line(stderr, prefix, reply->error_code, reply->error_description);
+        free(prefix);
         status = CLI_REMOTE;
     } else if (r == AMP_E_TIMEOUT) {
         fprintf(stderr, "amp-cli serve: registering %s timed out\n", name);
         status = CLI_TIMEOUT;
     } else if (r != AMP_OK) {
-        fprintf(stderr, "amp-cli serve: registering %s: %s%s%s\n", name, amp_strerror(r),
+        term_printf(stderr, "amp-cli serve: registering %s: %s%s%s\n", name, amp_strerror(r),
                 *amp_client_error_text(st->cl) ? ": " : "", amp_client_error_text(st->cl));
         status = CLI_CONN;
     }

@@ -11,6 +11,7 @@
 
 #include "amp/amp.h"
 #include "cli.h"
+#include "term_text.h"
 #include "shell.h"
 #include "shell_words.h"
 
@@ -406,7 +407,7 @@ int cmd_shell(int argc, char **argv)
         read_plain(&sh);
     if (status == CLI_OK && !amp_client_conn(sh.cl)) {
         const char *why = amp_client_error_text(sh.cl);
-        fprintf(stderr, "amp-cli shell: connection lost%s%s\n", *why ? ": " : "", why);
+        term_printf(stderr, "amp-cli shell: connection lost%s%s\n", *why ? ": " : "", why);
         status = CLI_CONN;
     } else {
         close_gracefully(sh.cl, sh.co.timeout);

@@ -39,13 +39,14 @@ static int is_int(const amp_pair *p)
     return amp_bigint_check(p->value, p->value_len) == AMP_OK;
 }
 
-/* A value as text for the table (NUL-terminated in buf). */
-static const char *text(const uint8_t *p, size_t n, char *buf, size_t bn)
+/* A row of two byte strings, each cut at `cap` bytes (a peer's 64 KiB value
+ * would make the table unreadable); the table escapes them (output.h). */
+static void add_row(out_table *t, const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
+                    size_t cap)
 {
-    size_t len = n < bn - 1 ? n : bn - 1;
-    memcpy(buf, p, len);
-    buf[len] = 0;
-    return buf;
+    const uint8_t *cells[] = {a, b};
+    size_t lens[] = {an < cap ? an : cap, bn < cap ? bn : cap};
+    out_table_add_bytes(t, cells, lens);
 }
 
 struct errors_out {
@@ -70,10 +71,7 @@ static int one_error(const amp_box *e, void *ud)
         else
             json_write_bytes(stdout, count->value, count->value_len);
     } else {
-        char c[128], n[64];
-        const char *row[] = {text(code->value, code->value_len, c, sizeof c),
-                             text(count->value, count->value_len, n, sizeof n)};
-        out_table_add(o->table, row);
+        add_row(o->table, code->value, code->value_len, count->value, count->value_len, 127);
     }
     o->first = 0;
     return 0;
@@ -118,10 +116,7 @@ static int print_stats(const amp_box *box, output_mode mode)
             else
                 json_write_bytes(stdout, p->value, p->value_len);
         } else {
-            char k[256], v[256];
-            const char *row[] = {text(p->key, p->key_len, k, sizeof k),
-                                 text(p->value, p->value_len, v, sizeof v)};
-            out_table_add(&counters, row);
+            add_row(&counters, p->key, p->key_len, p->value, p->value_len, 255);
         }
     }
     if (mode == OUTPUT_JSON) {

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "conn_opts.h"
 #include "output.h"
+#include "term_text.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -74,9 +75,10 @@ static int subscribe(amp_client *cl, const char *pattern, double timeout)
     amp_err r = amp_client_call(cl, "amp.Subscribe", &p, 1, timeout, &reply);
     int status = CLI_OK;
     if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "amp-cli sub: %s: %.*s: %.*s\n", pattern,
-                (int)reply->error_code->value_len, reply->error_code->value,
-                (int)reply->error_description->value_len, reply->error_description->value);
+        char *prefix = NULL;
+        if (asprintf(&prefix, "amp-cli sub: %s: ", pattern) >= 0)
+            term_error_line(stderr, prefix, reply->error_code, reply->error_description);
+        free(prefix);
         status = CLI_REMOTE;
     } else if (r == AMP_E_TIMEOUT) {
         fprintf(stderr, "amp-cli sub: amp.Subscribe timed out\n");
@@ -101,7 +103,7 @@ static int wait_events(amp_client *cl, struct sub_state *st, double timeout,
             return CLI_OK;
         if (!amp_client_conn(cl)) {
             const char *why = amp_client_error_text(cl);
-            fprintf(stderr, "amp-cli sub: connection lost%s%s\n", *why ? ": " : "", why);
+            term_printf(stderr, "amp-cli sub: connection lost%s%s\n", *why ? ": " : "", why);
             return CLI_CONN;
         }
         double wait = amp_client_timeout(cl);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "term_text.h"
 
 const char conn_opts_help[] =
     "connection:\n"
@@ -130,15 +131,16 @@ static int login(conn_opts *o, amp_client *cl, const char *verb, const amp_pair 
     int status = CLI_OK;
     const char *who = o->user ? o->user : "the token's user";
     if (r == AMP_E_REMOTE) {
-        fprintf(stderr, "amp-cli %s: login as %s refused: %.*s: %.*s\n", verb, who,
-                (int)reply->error_code->value_len, reply->error_code->value,
-                (int)reply->error_description->value_len, reply->error_description->value);
+        char *prefix = NULL;
+        if (asprintf(&prefix, "amp-cli %s: login as %s refused: ", verb, who) >= 0)
+            term_error_line(stderr, prefix, reply->error_code, reply->error_description);
+        free(prefix);
         status = CLI_AUTH;
     } else if (r == AMP_E_TIMEOUT) {
         fprintf(stderr, "amp-cli %s: login timed out after %g s\n", verb, o->timeout);
         status = CLI_TIMEOUT;
     } else if (r != AMP_OK) {
-        fprintf(stderr, "amp-cli %s: login: %s%s%s\n", verb, amp_strerror(r),
+        term_printf(stderr, "amp-cli %s: login: %s%s%s\n", verb, amp_strerror(r),
                 *amp_client_error_text(cl) ? ": " : "", amp_client_error_text(cl));
         status = CLI_CONN;
     }
@@ -187,7 +189,7 @@ int conn_opts_connect(conn_opts *o, const char *endpoint, const char *verb, amp_
         r = amp_client_start_tls(cl, &o->tls, o->timeout);
         if (r != AMP_OK) {
             const char *why = amp_client_error_text(cl);
-            fprintf(stderr, "amp-cli %s: StartTLS failed: %s\n", verb,
+            term_printf(stderr, "amp-cli %s: StartTLS failed: %s\n", verb,
                     *why ? why : amp_strerror(r));
             status = r == AMP_E_TIMEOUT ? CLI_TIMEOUT : CLI_CONN;
             goto out;

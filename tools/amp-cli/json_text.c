@@ -27,6 +27,13 @@ void json_write_bytes(FILE *out, const uint8_t *p, size_t n)
             i++;
             continue;
         }
+        if (len == 2 && c == 0xC2 && p[i + 1] < 0xA0) {
+            /* a C1 control (U+0080..U+009F): valid raw in JSON, but a
+             * terminal showing --json output may act on it */
+            fprintf(out, "\\u00%c%c", hex[p[i + 1] >> 4], hex[p[i + 1] & 15]);
+            i += len;
+            continue;
+        }
         if (len > 1) {
             fwrite(p + i, 1, len, out);
             i += len;

@@ -11,7 +11,10 @@
 
 #include "amp/amp.h"
 
-/* Write `p..n` as a JSON string literal, quotes included. */
+/* Write `p..n` as a JSON string literal, quotes included. Controls are
+ * escaped: C0 and DEL as \n, \r, \t, \"-style or \u00NN, C1 (U+0080..U+009F)
+ * as \u0080..\u009f; other UTF-8 (U+2028/U+2029 included, valid in JSON)
+ * is written as it is. */
 void json_write_bytes(FILE *out, const uint8_t *p, size_t n);
 /* Write a box as one JSON object (no newline). */
 void json_write_box(FILE *out, const amp_box *box);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "json_text.h"
+#include "term_text.h"
 #include "typed_json.h"
 
 output_mode output_pick(int json_flag)
@@ -35,7 +36,7 @@ void output_answer(FILE *out, output_mode mode, const amp_box *box, const signat
         putc('\n', out);
     } else {
         for (size_t i = 0; i < k; i++) {
-            fwrite(keep[i].key, 1, keep[i].key_len, out);
+            term_write(out, keep[i].key, keep[i].key_len, TERM_LINE);
             fputs(" = ", out);
             typed_json_write_text(out,
                                   typed_json_field_type(fields, nfields, keep[i].key,
@@ -79,6 +80,19 @@ void out_table_init(out_table *t, size_t ncols)
 
 int out_table_add(out_table *t, const char *const *cells)
 {
+    const uint8_t *bytes[OUT_TABLE_MAX_COLS];
+    size_t lens[OUT_TABLE_MAX_COLS];
+    if (t->ncols > OUT_TABLE_MAX_COLS)
+        return -1;
+    for (size_t c = 0; c < t->ncols; c++) {
+        bytes[c] = (const uint8_t *)(cells[c] ? cells[c] : "");
+        lens[c] = strlen((const char *)bytes[c]);
+    }
+    return out_table_add_bytes(t, bytes, lens);
+}
+
+int out_table_add_bytes(out_table *t, const uint8_t *const *cells, const size_t *lens)
+{
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
         char **v = realloc(t->cells, cap * t->ncols * sizeof *v);
@@ -89,22 +103,13 @@ int out_table_add(out_table *t, const char *const *cells)
     }
     char **row = t->cells + t->nrows * t->ncols;
     for (size_t c = 0; c < t->ncols; c++)
-        if (!(row[c] = strdup(cells[c] ? cells[c] : ""))) {
+        if (!(row[c] = term_dup(cells[c], lens[c], TERM_CELL))) {
             while (c--)
                 free(row[c]);
             return -1;
         }
     t->nrows++;
     return 0;
-}
-
-/* Characters, not bytes: UTF-8 continuation bytes do not count. */
-static size_t width(const char *s)
-{
-    size_t w = 0;
-    for (; *s; s++)
-        w += ((unsigned char)*s & 0xC0) != 0x80;
-    return w;
 }
 
 void out_table_print(const out_table *t, FILE *out)
@@ -114,7 +119,7 @@ void out_table_print(const out_table *t, FILE *out)
         return;
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
-            size_t cw = width(t->cells[r * t->ncols + c]);
+            size_t cw = term_width(t->cells[r * t->ncols + c]);
             if (cw > w[c])
                 w[c] = cw;
         }
@@ -123,7 +128,7 @@ void out_table_print(const out_table *t, FILE *out)
             const char *cell = t->cells[r * t->ncols + c];
             fputs(cell, out);
             if (c + 1 < t->ncols)
-                fprintf(out, "%*s", (int)(w[c] - width(cell) + 2), "");
+                fprintf(out, "%*s", (int)(w[c] - term_width(cell) + 2), "");
         }
         putc('\n', out);
     }

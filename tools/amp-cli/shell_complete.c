@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shell_words.h"
+#include "term_text.h"
 
 const char *const shell_keywords[] = {"call", "commands", "exit", "help", "pub",
                                       "quit", "sub",      "unsub", NULL};
@@ -61,9 +62,14 @@ amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *
     amp_err r = amp_client_call(cl, "amp.Commands", NULL, 0, timeout, &reply);
     const amp_pair *list = r == AMP_OK ? amp_box_find_str(&reply->box, "commands") : NULL;
     if (r == AMP_E_REMOTE)
-        snprintf(err, err_len, "amp.Commands: %.*s: %.*s", (int)reply->error_code->value_len,
-                 reply->error_code->value, (int)reply->error_description->value_len,
-                 reply->error_description->value);
+    {
+        char *code = term_dup(reply->error_code->value, reply->error_code->value_len, TERM_LINE);
+        char *desc = term_dup(reply->error_description->value,
+                              reply->error_description->value_len, TERM_LINE);
+        snprintf(err, err_len, "amp.Commands: %s: %s", code ? code : "", desc ? desc : "");
+        free(code);
+        free(desc);
+    }
     else if (r != AMP_OK)
         snprintf(err, err_len, "amp.Commands: %s", amp_strerror(r));
     else if (!list) {
@@ -113,9 +119,13 @@ static int is_keyword(const char *w)
     return 0;
 }
 
+/* A name that would need escaping (controls, bytes that are not UTF-8, code
+ * points of unknown width: term_text.h) is not offered: put into the line
+ * the editor would echo it raw, and it could not be typed back anyway. */
 static void add_name(shell_matches *out, const shell_cmd *cmd, const char *word)
 {
-    if (has_prefix(cmd->sig.command, word))
+    const char *name = cmd->sig.command;
+    if (has_prefix(name, word) && term_is_plain((const uint8_t *)name, strlen(name), TERM_CELL))
         shell_matches_add(out, cmd->sig.command, strlen(cmd->sig.command));
 }
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "term_text.h"
+
 struct shell_edit {
     EditLine *el;
     History *hist;
@@ -108,23 +110,33 @@ static void insert(EditLine *el, const char *s)
         el_insertstr(el, s);
 }
 
-/* Print the candidates below the line, in columns. */
+/* Print the candidates below the line, in columns (escaped as table cells,
+ * though shell_complete offers no name that needs it). */
 static void list_matches(shell_edit *ed, const shell_matches *m)
 {
     size_t width = 0;
-    for (size_t i = 0; i < m->count; i++)
-        if (strlen(m->items[i]) > width)
-            width = strlen(m->items[i]);
+    for (size_t i = 0; i < m->count; i++) {
+        char *shown = term_dup((const uint8_t *)m->items[i], strlen(m->items[i]), TERM_CELL);
+        size_t w = shown ? term_width(shown) : 0;
+        if (w > width)
+            width = w;
+        free(shown);
+    }
     width += 2;
     int cols = 80;
     el_get(ed->el, EL_GETTC, "co", &cols);
     size_t per_row = cols > 0 && (size_t)cols > width ? (size_t)cols / width : 1;
     fputc('\n', ed->out);
     for (size_t i = 0; i < m->count; i++) {
+        char *shown = term_dup((const uint8_t *)m->items[i], strlen(m->items[i]), TERM_CELL);
+        if (!shown)
+            continue;
+        fputs(shown, ed->out);
         if ((i + 1) % per_row == 0 || i + 1 == m->count)
-            fprintf(ed->out, "%s\n", m->items[i]);
+            fputc('\n', ed->out);
         else
-            fprintf(ed->out, "%-*s", (int)width, m->items[i]);
+            fprintf(ed->out, "%*s", (int)(width - term_width(shown)), "");
+        free(shown);
     }
     fflush(ed->out);
 }

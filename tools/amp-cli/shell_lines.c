@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "shell.h"
 #include "shell_words.h"
+#include "term_text.h"
 #include "typed_args.h"
 
 static const char shell_lines_help[] =
@@ -88,7 +89,7 @@ static void do_sub(shell *sh, int argc, char **argv)
 {
     if (argc == 0) {
         for (size_t i = 0; i < sh->nsubs; i++)
-            printf("%s\n", sh->subs[i]);
+            term_printf(stdout, "%s\n", sh->subs[i]);
         fflush(stdout);
         return;
     }
@@ -129,7 +130,7 @@ static void do_unsub(shell *sh, int argc, char **argv)
 /* A command as 'commands' and 'help' show it: its signature, else its name. */
 static void print_cmd(const shell_cmd *c)
 {
-    printf("%s\n", c->notation);
+    term_printf(stdout, "%s\n", c->notation);
 }
 
 static int refresh(shell *sh)
@@ -139,7 +140,7 @@ static int refresh(shell *sh)
     amp_err r = shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
     shell_wait_end(sh);
     if (r != AMP_OK) {
-        fprintf(stderr, "amp-cli shell: %s\n", err);
+        term_printf(stderr, "amp-cli shell: %s\n", err);
         return -1;
     }
     return 0;
@@ -175,7 +176,7 @@ static void do_help(shell *sh, int argc, char **argv)
         if (c)
             print_cmd(c);
         else
-            fprintf(stderr, "amp-cli shell: help: no command '%s' on the bus\n", argv[i]);
+            term_printf(stderr, "amp-cli shell: help: no command '%s' on the bus\n", argv[i]);
     }
     fflush(stdout);
 }

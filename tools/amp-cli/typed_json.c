@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "json_text.h"
+#include "term_text.h"
 #include "typed_args.h"
 
 /* Every writer below runs twice: with out == NULL it only checks that the
@@ -253,25 +254,26 @@ void typed_json_write_value(FILE *out, const sig_type *t, const uint8_t *p, size
         json_write_bytes(out, p, n);
 }
 
-static int printable_text(const uint8_t *p, size_t n)
-{
-    if (amp_utf8_check(p, n) != AMP_OK)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 void typed_json_write_text(FILE *out, const sig_type *t, const uint8_t *p, size_t n)
 {
     sig_kind k = t ? t->kind : SIG_STRING;
     int textual = k == SIG_STRING || k == SIG_UNICODE || k == SIG_PATH || k == SIG_DECIMAL ||
                   k == SIG_DATETIME || typed_json_check(t, p, n) != 0;
-    if (textual && printable_text(p, n))
-        fwrite(p, 1, n, out);
-    else
-        typed_json_write_value(out, t, p, n);
+    if (textual) {
+        term_write(out, p, n, TERM_LINE);
+        return;
+    }
+    /* the typed JSON, through the terminal escaping too (strings inside a
+     * list or a Structured value may hold anything JSON lets through) */
+    char *json = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&json, &len);
+    if (m) {
+        typed_json_write_value(m, t, p, n);
+        if (fclose(m) == 0)
+            term_write(out, (const uint8_t *)json, len, TERM_LINE);
+    }
+    free(json);
 }
 
 const sig_type *typed_json_field_type(const sig_field *fields, size_t nfields,

@@ -32,8 +32,10 @@ int typed_json_check(const sig_type *t, const uint8_t *p, size_t n);
 /* One value as JSON (t NULL: a string). */
 void typed_json_write_value(FILE *out, const sig_type *t, const uint8_t *p, size_t n);
 /* One value for a person: text-like values (String, Unicode, Path, Decimal,
- * DateTime, undeclared) as their text when it is printable UTF-8 (else as a
- * JSON string literal); everything else as its typed JSON. */
+ * DateTime, undeclared, or not decoding as their type) as their text, with
+ * controls and bytes that are not UTF-8 shown as term_text.h escapes
+ * (\x1b, \n, \xff); everything else as its typed JSON (escaped the same
+ * way). */
 void typed_json_write_text(FILE *out, const sig_type *t, const uint8_t *p, size_t n);
 /* A box as one JSON object (no newline), keys in wire order: a key declared
  * in fields[0..nfields) typed, any other as a string. */
