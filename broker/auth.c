@@ -516,6 +516,25 @@ int auth_allowed(const auth *a, const struct identity *who, enum acl_action acti
     return allowed;
 }
 
+int auth_allowed_any(const auth *a, const struct identity *who, unsigned actions,
+                     const uint8_t *subject, size_t n)
+{
+    int anonymous = who == &a->anonymous;
+    unsigned allowed = 0, denied = 0; /* per action: deny wins within one */
+    for (size_t i = 0; i < a->nrules && denied != actions; i++) {
+        const struct rule *r = &a->rules[i];
+        unsigned hit = r->actions & actions;
+        if (!hit || !rule_applies(r, who, anonymous) ||
+            !pattern_match((const uint8_t *)r->pattern, strlen(r->pattern), subject, n))
+            continue;
+        if (r->allow)
+            allowed |= hit;
+        else
+            denied |= hit;
+    }
+    return (allowed & ~denied) != 0;
+}
+
 int auth_hash_password(const char *password, char *out, size_t out_len)
 {
     uint8_t salt[16], hash[32];

@@ -114,6 +114,12 @@ const struct identity *auth_anonymous(const auth *a);
 int auth_allowed(const auth *a, const struct identity *who, enum acl_action action,
                  const uint8_t *subject, size_t n);
 
+/* auth_allowed for any one of `actions` (ACT_CALL, ACT_REGISTER, ACT_PUBLISH
+ * bits; not ACT_SUBSCRIBE), in one pass over the rules: the same answer as
+ * asking each action and or-ing, at the cost of one. */
+int auth_allowed_any(const auth *a, const struct identity *who, unsigned actions,
+                     const uint8_t *subject, size_t n);
+
 /* README's rule for user and role names: not empty, none of * > . : , and
  * no spaces or control bytes, so that a name never widens a pattern. */
 int auth_good_name(const char *s);

@@ -77,6 +77,12 @@ int login_allows(const router *r, const struct peer *p, enum acl_action action,
     return !r->login.auth || auth_allowed(r->login.auth, p->login.who, action, subject, n);
 }
 
+int login_allows_any(const router *r, const struct peer *p, unsigned actions,
+                     const uint8_t *subject, size_t n)
+{
+    return !r->login.auth || auth_allowed_any(r->login.auth, p->login.who, actions, subject, n);
+}
+
 int login_permit(router *r, struct peer *p, amp_request *req, enum acl_action action,
                  const uint8_t *subject, size_t n)
 {

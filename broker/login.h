@@ -83,6 +83,9 @@ const char *login_user(const struct peer *p);
 /* May p do `action` on `subject`? Always, without auth. */
 int login_allows(const router *r, const struct peer *p, enum acl_action action,
                  const uint8_t *subject, size_t n);
+/* login_allows() for any one of `actions` (auth_allowed_any: one pass). */
+int login_allows_any(const router *r, const struct peer *p, unsigned actions,
+                     const uint8_t *subject, size_t n);
 /* login_allows(), or else PERMISSION_DENIED answered, logged and counted. */
 int login_permit(router *r, struct peer *p, amp_request *req, enum acl_action action,
                  const uint8_t *subject, size_t n);

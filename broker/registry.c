@@ -11,19 +11,7 @@
 #include "router_internal.h"
 #include "signature.h"
 
-enum policy { POLICY_ROUNDROBIN, POLICY_RANDOM, POLICY_FIRST, POLICY_LEAST_BUSY };
-static const char *policy_names[] = {"roundrobin", "random", "first", "least-busy"};
-
-/* An entry of the command table; removed with its last provider. */
-struct command {
-    struct peer **providers; /* in registration order */
-    size_t n, cap;
-    enum policy policy;
-    struct signature *sig; /* NULL: none declared (yet) */
-    size_t rr;
-    size_t name_len;
-    uint8_t name[]; /* its key in the table */
-};
+const char *const registry_policy_names[4] = {"roundrobin", "random", "first", "least-busy"};
 
 /* A forwarded call, until its completion. */
 struct relay {
@@ -35,6 +23,7 @@ struct relay {
 int registry_init(router *r)
 {
     r->reg.rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
+    registry_list_init(r);
     return amp_strmap_init(&r->reg.commands);
 }
 
@@ -72,19 +61,19 @@ static struct peer *pick(router *r, struct command *cmd)
 {
     switch (cmd->policy) {
     case POLICY_FIRST:
-        return cmd->providers[0];
+        return cmd->providers[0].peer;
     case POLICY_RANDOM:
-        return cmd->providers[next_random(r) % cmd->n];
+        return cmd->providers[next_random(r) % cmd->n].peer;
     case POLICY_LEAST_BUSY: {
-        struct peer *best = cmd->providers[0];
+        struct peer *best = cmd->providers[0].peer;
         for (size_t i = 1; i < cmd->n; i++)
-            if (cmd->providers[i]->reg.inflight < best->reg.inflight)
-                best = cmd->providers[i];
+            if (cmd->providers[i].peer->reg.inflight < best->reg.inflight)
+                best = cmd->providers[i].peer;
         return best;
     }
     case POLICY_ROUNDROBIN:
     default:
-        return cmd->providers[cmd->rr++ % cmd->n];
+        return cmd->providers[cmd->rr++ % cmd->n].peer;
     }
 }
 
@@ -210,12 +199,18 @@ void registry_call(router *r, struct peer *caller, amp_request *req, const amp_b
 
 /* ---- registrations ---------------------------------------------------------- */
 
-/* Remove p from a command; the entry goes with its last provider. Returns 1
- * if p was there. `cmd` may be freed. */
+/* Remove p from a command; the signature goes with the last provider that
+ * declared it (a provider that joined without one cannot keep another's),
+ * the entry with its last provider. Returns 1 if p was there. `cmd` may be
+ * freed. */
 static int drop_provider(router *r, struct command *cmd, struct peer *p)
 {
     for (size_t i = 0; i < cmd->n; i++)
-        if (cmd->providers[i] == p) {
+        if (cmd->providers[i].peer == p) {
+            if (cmd->providers[i].declared && --cmd->declarers == 0) {
+                free(cmd->sig);
+                cmd->sig = NULL;
+            }
             memmove(cmd->providers + i, cmd->providers + i + 1,
                     (cmd->n - i - 1) * sizeof *cmd->providers);
             if (--cmd->n == 0) {
@@ -244,8 +239,8 @@ static int parse_policy(const amp_pair *pol, int *out)
     if (!pol)
         return 0;
     for (int i = 0; i < 4; i++)
-        if (pol->value_len == strlen(policy_names[i]) &&
-            !memcmp(pol->value, policy_names[i], pol->value_len))
+        if (pol->value_len == strlen(registry_policy_names[i]) &&
+            !memcmp(pol->value, registry_policy_names[i], pol->value_len))
             *out = i;
     return *out < 0 ? -1 : 0;
 }
@@ -280,7 +275,7 @@ static int make_room(router *r, struct command *cmd)
 {
     if (cmd->n == cmd->cap) {
         size_t cap = cmd->cap ? cmd->cap * 2 : 4;
-        struct peer **v = realloc(cmd->providers, cap * sizeof *v);
+        struct provider *v = realloc(cmd->providers, cap * sizeof *v);
         if (!v) {
             if (!cmd->n) { /* just created: leave no empty entry behind */
                 amp_strmap_remove(&r->reg.commands, cmd->name, cmd->name_len);
@@ -331,8 +326,8 @@ static int conflicts(router *r, amp_request *req, const struct command *cmd, int
     }
     if (sig && cmd->sig && !sig_matches(cmd->sig, sig)) {
         reply_error(r, req, "SIGNATURE_CONFLICT",
-                    "the command is served with another signature; the first signature holds "
-                    "while the command has providers");
+                    "the command is served with another signature; it holds while a provider "
+                    "that declared it serves the command");
         return 1;
     }
     return 0;
@@ -373,9 +368,13 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
         return;
     }
     for (size_t i = 0; cmd && i < cmd->n; i++)
-        if (cmd->providers[i] == p) { /* registering twice is harmless */
+        if (cmd->providers[i].peer == p) { /* registering twice is harmless */
             if (sig)
                 cmd->sig = sig;
+            if (has_sig && !cmd->providers[i].declared) { /* now it declares it too */
+                cmd->providers[i].declared = 1;
+                cmd->declarers++;
+            }
             reply_ok(r, req);
             return;
         }
@@ -413,7 +412,9 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
     }
     if (sig)
         cmd->sig = sig;
-    cmd->providers[cmd->n++] = p;
+    /* carrying the signature (the one it sets, or the same): it holds it too */
+    cmd->providers[cmd->n++] = (struct provider){p, has_sig};
+    cmd->declarers += has_sig ? 1 : 0;
     p->reg.v[p->reg.n++] = cmd;
     owner_count(p, OWNER_REGS, +1);
     char f[LOG_FIELD_BUF];
@@ -459,61 +460,4 @@ void registry_recheck(router *r, struct peer *p)
         forget_registration(p, i);
         drop_provider(r, cmd, p);
     }
-}
-
-/* ---- amp.Commands ----------------------------------------------------------- */
-
-struct listing {
-    router *r;
-    struct peer *p;
-    amp_buf *out;
-};
-
-static void list_command(const uint8_t *key, size_t n, void *value, void *ud)
-{
-    struct command *cmd = value;
-    struct listing *l = ud;
-    if (l->out->len > AMP_MAX_VALUE_LEN)
-        return; /* too large already: the answer is TOO_LARGE; skip the ACL checks */
-    /* with auth, a peer sees what it may call or serve, nothing else */
-    if (!login_allows(l->r, l->p, ACT_CALL, key, n) &&
-        !login_allows(l->r, l->p, ACT_REGISTER, key, n))
-        return;
-    char num[AMP_INT_MAX_LEN];
-    amp_encode_pair(l->out, (const uint8_t *)"command", 7, key, n);
-    amp_encode_pair_str(l->out, "policy", policy_names[cmd->policy]);
-    amp_encode_pair(l->out, (const uint8_t *)"providers", 9, (uint8_t *)num,
-                    amp_int_format((int64_t)cmd->n, num));
-    if (cmd->sig) { /* canonical already: listed as stored */
-        amp_pair v[3];
-        sig_values(cmd->sig, &v[0], &v[1], &v[2]);
-        for (int i = 0; i < 3; i++)
-            amp_encode_pair(l->out, v[i].key, v[i].key_len, v[i].value, v[i].value_len);
-    }
-    amp_encode_end(l->out);
-}
-
-void registry_list(router *r, struct peer *p, amp_request *req, const amp_box *box)
-{
-    amp_buf list;
-    amp_buf_init(&list);
-    struct listing l = {r, p, &list};
-    /* `command`: only that one (a name longer than any registration is none) */
-    const amp_pair *only = amp_box_find_str(box, "command");
-    if (!only)
-        amp_strmap_foreach(&r->reg.commands, list_command, &l);
-    else if (only->value_len <= r->cfg.max_command_name) {
-        struct command *cmd = amp_strmap_get(&r->reg.commands, only->value, only->value_len);
-        if (cmd)
-            list_command(cmd->name, cmd->name_len, cmd, &l);
-    }
-    if (list.len > AMP_MAX_VALUE_LEN) {
-        amp_buf_free(&list);
-        reply_error(r, req, "TOO_LARGE", "the command list is over 65535 bytes");
-        return;
-    }
-    amp_pair pr = {(const uint8_t *)"commands", 8, list.data ? list.data : (const uint8_t *)"",
-                   list.len};
-    reply_sent(r, amp_request_answer(req, &pr, 1));
-    amp_buf_free(&list);
 }

@@ -258,6 +258,8 @@ static void config_defaults(router_config *c)
         c->max_pattern_tokens = SUBINDEX_MAX_TOKENS;
     if (!c->max_command_name)
         c->max_command_name = AMP_MAX_VALUE_LEN;
+    if (!c->commands_list_budget)
+        c->commands_list_budget = 100000;
     if (c->login_workers <= 0)
         c->login_workers = 2;
     if (!c->max_pending_logins)

@@ -54,6 +54,11 @@ typedef struct router_config {
     size_t max_command_name;    /* longest name registered or pattern
                                    subscribed (bytes); longer: LIMIT_EXCEEDED */
     /* (zero in any of these five: no limit) */
+    size_t commands_list_budget; /* commands amp.Commands may examine per
+                                    second over all connections (a listing:
+                                    every command; `command`: one), in bursts
+                                    of one second's worth; over it: OVERLOADED;
+                                    0: 100000 */
     size_t max_pattern_tokens;  /* tokens of a subscribed pattern, at most
                                    SUBINDEX_MAX_TOKENS (256); more get
                                    LIMIT_EXCEEDED; 0: 16 */

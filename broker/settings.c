@@ -32,6 +32,7 @@ void settings_init(struct settings *s)
     s->router.max_registrations_per_user = 2000;
     s->router.max_pattern_tokens = 16;
     s->router.max_command_name = 256;
+    s->router.commands_list_budget = 100000;
     /* Queued output and partial input across all connections: 64 boxes of
      * the largest size (max_box_bytes) at once, a small share of a server's
      * memory; raise it with the memory the broker may use. */
@@ -220,6 +221,7 @@ static int number_setting(struct settings *s, const char *name, const char *valu
         {"max_pattern_tokens", &rc->max_pattern_tokens, 1, SUBINDEX_MAX_TOKENS},
         {"max_queued_bytes", &rc->max_queued_bytes, 1, BYTES_MAX},
         {"max_command_name", &rc->max_command_name, 1, AMP_MAX_VALUE_LEN},
+        {"commands_list_budget", &rc->commands_list_budget, 1, 100000000},
     };
     const struct {
         const char *name;

@@ -156,20 +156,64 @@ def test_conflict_join_and_first_signature_after_providers_without(bus):
     assert other.call(Commands)["commands"][0]["providers"] == 4
 
 
-def test_signature_forgotten_with_the_last_provider(bus):
-    a, b, watcher = bus.client(), bus.client(), bus.client()
+def test_signature_forgotten_with_the_last_provider_that_declared_it(bus):
+    a, same, plain, watcher = bus.client(), bus.client(), bus.client(), bus.client()
     a.call(Register, command="Sum", **signature_of(Sum))
-    b.call(Register, command="Sum")
-    a.close()  # the provider that set the signature goes: the command keeps it
-    wait_for(lambda: listing(watcher, "Sum")[0]["providers"] == 1)
+    same.call(Register, command="Sum", **signature_of(Sum))
+    plain.call(Register, command="Sum")
+    a.close()  # one that declared it goes: another that declared it still serves
+    wait_for(lambda: listing(watcher, "Sum")[0]["providers"] == 2)
+    assert listing(watcher, "Sum")[0]["errors"] == ["ZERO_DIVISION", "OVERFLOW"]
+    # the last one that declared it goes: forgotten, though `plain` still serves
+    same.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
     item, = listing(watcher, "Sum")
-    assert item["providers"] == 1 and item["errors"] == ["ZERO_DIVISION", "OVERFLOW"]
-    b.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
-    assert listing(watcher, "Sum") == []
-    # registered again, the command starts without a signature or with a new one
+    assert item["providers"] == 1 and item["arguments"] is None and item["errors"] is None
+    # then the next registration carrying a signature sets it
     watcher.call(Register, command="Sum", arguments=[{"name": b"x", "type": "Float"}])
     item, = listing(watcher, "Sum")
-    assert as_listed(item) == ([{"name": b"x", "type": "Float"}], [], [])
+    assert item["providers"] == 2 and as_listed(item) == ([{"name": b"x", "type": "Float"}], [], [])
+    plain.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
+    assert listing(watcher, "Sum")[0]["errors"] == []  # its declarer still serves
+    watcher.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
+    assert listing(watcher, "Sum") == []
+
+
+BOGUS = {"arguments": [{"name": b"a", "type": "ListOf(Integer)"}, {"name": b"b", "type": "Boolean"}],
+         "response": [{"name": b"total", "type": "Boolean"}]}
+
+
+@pytest.mark.parametrize("leaves", ["unregisters", "disconnects"])
+def test_departed_peer_signature_does_not_squat_the_command(bus, leaves):
+    """A provider serves Sum without a signature; another joins with a bogus
+    one and leaves: the bogus signature goes with it, and the real provider
+    may then declare its own."""
+    legit, squatter, viewer = bus.client(), bus.client(), bus.client()
+    legit.call(Register, command="Sum")
+    squatter.call(Register, command="Sum", **BOGUS)
+    assert listing(viewer, "Sum")[0]["arguments"][0]["type"] == "ListOf(Integer)"
+    if leaves == "unregisters":
+        squatter.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
+    else:
+        squatter.close()
+    wait_for(lambda: listing(viewer, "Sum")[0]["providers"] == 1)
+    item, = listing(viewer, "Sum")
+    assert item == {"command": "Sum", "policy": "roundrobin", "providers": 1,
+                    "arguments": None, "response": None, "errors": None}
+    legit.call(Register, command="Sum", **signature_of(Sum))  # no SIGNATURE_CONFLICT
+    item, = listing(viewer, "Sum")
+    assert item["providers"] == 1
+    assert as_listed(item) == (SUM_ARGUMENTS, SUM_RESPONSE, ["ZERO_DIVISION", "OVERFLOW"])
+
+
+def test_registering_without_a_signature_again_keeps_the_declaration(bus):
+    a, plain, viewer = bus.client(), bus.client(), bus.client()
+    a.call(Register, command="Sum", errors=["OOPS"])
+    a.call(Register, command="Sum")  # twice is harmless: still its declarer
+    plain.call(Register, command="Sum")
+    plain.call(Register, command="Sum", errors=["OOPS"])  # now a declarer as well
+    a.call_box(amp.AmpBox(_command=b"amp.Unregister", command=b"Sum"))
+    item, = listing(viewer, "Sum")
+    assert item["providers"] == 1 and item["errors"] == ["OOPS"]
 
 
 def test_registering_again_with_a_signature_sets_it(bus):
@@ -427,3 +471,166 @@ def test_filtered_listing_keeps_the_acl(tmp_path):
         alice.close()
     finally:
         b.stop()
+
+
+# ---- amp.Commands by pages (`after`, `more`) and its budget ------------------
+
+
+class PagedCommands(amp.Command):
+    """amp.Commands as a caller that pages declares it."""
+    commandName = b"amp.Commands"
+    arguments = [(b"command", amp.Unicode(optional=True)), (b"after", amp.Unicode(optional=True))]
+    response = Commands.response + [(b"more", amp.Boolean())]
+
+
+def pages(c, after=""):
+    """Every page from `after` on: [(names, more), ...]."""
+    out = []
+    while True:
+        answer = c.call(PagedCommands, after=after)
+        names = [i["command"] for i in answer["commands"]]
+        out.append((names, answer["more"]))
+        if not answer["more"]:
+            return out
+        assert names, "more without an item: no progress"
+        after = names[-1]
+
+
+# 59 items of 64-byte names and a 46-byte type: 8,166 bytes listed per
+# command (a one-byte name), so 8 whole items to a page of 65,535
+BIG = {"arguments": LONG_NAMES[:59]}
+
+
+def test_twisted_caller_pages_through_big_signatures(bus):
+    c, viewer = bus.client(), bus.client()
+    # byte order, not registration order: upper case before lower, a prefix first
+    names = ["b%02d" % i for i in range(15)] + ["A%02d" % i for i in range(15)] + ["b", "B"]
+    for name in reversed(names):
+        c.call(Register, command=name, **BIG)
+    # the whole list does not fit: TOO_LARGE as before
+    with pytest.raises(RemoteError) as e:
+        listing(viewer)
+    assert e.value.code == "TOO_LARGE"
+    got = pages(viewer)
+    assert len(got) >= 4 and all(more for _, more in got[:-1]) and not got[-1][1]
+    listed = [n for names_, _ in got for n in names_]
+    assert listed == sorted(names, key=str.encode)  # each once, in byte order
+    # each page as full as whole items allow
+    assert all(len(n) == 8 for n, _ in got[:-1])
+    # the items carry their signatures
+    item = viewer.call(PagedCommands, after="b13")["commands"][0]
+    assert item["command"] == "b14" and len(item["arguments"]) == 59
+    # `after` need not be a command; the empty string starts at the beginning;
+    # past the end: an empty page
+    assert pages(viewer, "b0") == [(["b%02d" % i for i in range(8)], True),
+                                   (["b%02d" % i for i in range(8, 15)], False)]
+    assert pages(viewer, "c") == [([], False)]
+
+
+def test_small_list_is_one_page(bus):
+    c = bus.client()
+    for name in ("Sum", "Avg", "Max"):
+        c.call(Register, command=name)
+    answer = c.call(PagedCommands, after="")
+    assert [i["command"] for i in answer["commands"]] == ["Avg", "Max", "Sum"]
+    assert answer["more"] is False
+    # raw: `more` is False on the wire, and an unpaged answer has no `more`
+    raw = c.call_box(amp.AmpBox(_command=b"amp.Commands", after=b"Max"))
+    assert raw[b"more"] == b"False" and amp.parseString(raw[b"commands"])[0][b"command"] == b"Sum"
+    assert b"more" not in c.call_box(amp.AmpBox(_command=b"amp.Commands"))
+
+
+def test_command_and_after_together_is_a_bad_request(bus):
+    c = bus.client()
+    c.call(Register, command="Sum")
+    with pytest.raises(RemoteError) as e:
+        c.call(PagedCommands, command="Sum", after="")
+    assert e.value.code == "BAD_REQUEST" and "command or after" in e.value.description
+
+
+def test_paging_keeps_the_acl(tmp_path):
+    from test_auth import quick_hash
+    (tmp_path / "passwd").write_text("alice:users:%s\nworker:workers:%s\n"
+                                     % (quick_hash("a1ice"), quick_hash("w0rk")))
+    (tmp_path / "acl").write_text(
+        "allow user:alice call Pub.x.>\nallow user:alice call amp.Commands\n"
+        "deny user:alice call Pub.x.5\n"
+        "allow role:workers register >\nallow role:workers call amp.Commands\n")
+    b = broker(config="[auth]\npassword_file = %s\nacl_file = %s\nlogin_timeout = 10\n"
+               % (tmp_path / "passwd", tmp_path / "acl"), tmp_path=tmp_path)
+    try:
+        worker, alice = BoxClient(b.port), BoxClient(b.port)
+        assert worker.call(Login, username="worker", password="w0rk")["identity"] == "worker"
+        assert alice.call(Login, username="alice", password="a1ice")["identity"] == "alice"
+        # hidden ones before, between and after the visible ones
+        for i in range(10):
+            for prefix in ("Ops.x.", "Pub.x.", "Pub.y.", "Secret.x."):
+                worker.call(Register, command="%s%d" % (prefix, i), **BIG)
+        visible = ["Pub.x.%d" % i for i in range(10) if i != 5]
+        got = pages(alice)
+        assert [n for names, _ in got for n in names] == visible
+        # `more` only while visible ones remain: False on the page with the last
+        assert len(got) == 2 and got[0][1] and not got[1][1]
+        assert got[0][0] == visible[:8]
+        # the worker may register all of them: it sees all 40
+        assert len([n for names, _ in pages(worker) for n in names]) == 40
+        worker.close()
+        alice.close()
+    finally:
+        b.stop()
+
+
+def test_listings_over_the_budget_are_overloaded_and_calls_go_on(tmp_path):
+    # 15 commands examined a second, 20 in the table: a listing needs a full
+    # bucket and leaves a debt that takes 4/3 s to pay back
+    b = broker(config="[broker]\ncommands_list_budget = 15\n", tmp_path=tmp_path)
+    p = Proc(["/usr/bin/python3", HELPER, "provide", b.endpoint], r"^ready")
+    try:
+        owner, attacker, bystander = BoxClient(b.port), BoxClient(b.port), BoxClient(b.port)
+        for i in range(19):
+            owner.call(Register, command="Cmd.%d" % i)
+        assert len(listing(owner)) == 20  # with Sum: a full bucket pays for it
+        # a flood of listings, whole and paged, sent without reading the answers
+        n = 300
+        attacker.sock.sendall(b"".join(amp.AmpBox(
+            _command=b"amp.Commands", _ask=b"%d" % i, **({"after": b""} if i % 2 else {})
+        ).serialize() for i in range(n)))
+        # meanwhile another client's routed calls are answered
+        for i in range(20):
+            assert bystander.call(Sum, a=i, b=1)["total"] == i + 1
+        refused = [0, 0]  # whole, paged
+        for i in range(n):
+            answer = attacker._read_box()
+            assert answer.get(b"_answer", answer.get(b"_error")) == b"%d" % i
+            if b"_error" in answer:
+                assert answer[b"_error_code"] == b"OVERLOADED"
+                assert answer[b"_error_description"] == (
+                    b"amp.Commands: the broker examines at most 15 commands per second for "
+                    b"listings; try again shortly")
+                refused[i % 2] += 1
+        assert refused[0] and refused[1], refused
+        raw = bystander.call_box(amp.AmpBox(_command=b"amp.Stats"))
+        errors = {i[b"code"]: int(i[b"count"]) for i in amp.parseString(raw[b"errors"])}
+        assert errors[b"OVERLOADED"] == sum(refused)
+        # the bucket refills with time: 2.5 s later it is full, and listings work
+        time.sleep(2.5)
+        assert len(listing(attacker)) == 20
+        owner.close()
+        attacker.close()
+        bystander.close()
+    finally:
+        p.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "100000001", "1.5", ""])
+def test_bad_commands_list_budget_stops_the_broker(tmp_path, value):
+    import subprocess
+    from test_broker import BROKER
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[broker]\ncommands_list_budget = %s\n" % value)
+    r = subprocess.run([BROKER, "--config", str(conf), "--listen", "tcp:0:interface=127.0.0.1"],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert b"bad.conf:2: bad setting: commands_list_budget must be a whole number from 1 to " \
+           b"100000000" in r.stderr, r.stderr
