@@ -159,9 +159,10 @@ static void list_page(router *r, struct peer *p, amp_request *req, const amp_pai
         reply_error(r, req, "UNKNOWN", "Unknown Error");
         return;
     }
-    if (total)
+    if (total) { /* qsort is not to be given NULL, even for nothing */
         amp_strmap_foreach(&r->reg.commands, collect, &pg);
-    qsort(pg.v, pg.n, sizeof *pg.v, by_name);
+        qsort(pg.v, pg.n, sizeof *pg.v, by_name);
+    }
     amp_buf list;
     amp_buf_init(&list);
     size_t i = 0;
