@@ -220,8 +220,10 @@ def test_shell_escapes_answers_events_and_listings_and_never_completes_a_hostile
 
 
 class FakeBroker:
-    """A listening raw socket answering every call with `answer(command,
-    tag)` (a list of pairs): stands in for a broker that says hostile things."""
+    """A listening raw socket answering every call of one connection with
+    `answer(box)` (box: the call's pairs as a dict; returns a list of pairs):
+    stands in for a broker that says what a test needs. The calls are kept in
+    .calls."""
 
     def __init__(self, answer):
         self.listener = socket.socket()
@@ -229,6 +231,7 @@ class FakeBroker:
         self.listener.listen(4)
         self.endpoint = "tcp:127.0.0.1:%d" % self.listener.getsockname()[1]
         self.answer = answer
+        self.calls = []
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -240,7 +243,8 @@ class FakeBroker:
             while True:
                 pairs, buf = read_box(conn, buf)
                 box = dict(pairs)
-                conn.sendall(raw_box(self.answer(box.get(b"_command"), box[b"_ask"])))
+                self.calls.append(box)
+                conn.sendall(raw_box(self.answer(box)))
         except (OSError, AssertionError, KeyError):
             return
 
@@ -258,7 +262,7 @@ ESCAPED_ERROR = (b"OOPS\\x1b[2J\\x9b: desc\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred
 
 
 def test_login_refusal_is_escaped(tmp_path):
-    fake = FakeBroker(lambda cmd, tag: refuse(tag))
+    fake = FakeBroker(lambda box: refuse(box[b"_ask"]))
     try:
         secret = tmp_path / "pw"
         secret.write_text("pw\n")
@@ -271,7 +275,7 @@ def test_login_refusal_is_escaped(tmp_path):
 
 
 def test_serve_registration_refusal_is_escaped():
-    fake = FakeBroker(lambda cmd, tag: refuse(tag))
+    fake = FakeBroker(lambda box: refuse(box[b"_ask"]))
     try:
         p = cli("serve", "--server", fake.endpoint, "Sum", "--answer", "x=1", check=False)
         assert p.returncode == REMOTE, p
@@ -281,8 +285,8 @@ def test_serve_registration_refusal_is_escaped():
 
 
 def test_stats_table_escapes_keys_and_values():
-    fake = FakeBroker(lambda cmd, tag: [(b"_answer", tag), (b"calls\x1b[2J", HOSTILE),
-                                        (b"connections", b"3")])
+    fake = FakeBroker(lambda box: [(b"_answer", box[b"_ask"]), (b"calls\x1b[2J", HOSTILE),
+                                   (b"connections", b"3")])
     try:
         status, out = on_pty("stats", "--server", fake.endpoint)
         assert status == 0, out

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "amp/amp.h"
-#include "call_run.h"
+#include "commands_list.h"
 #include "cli.h"
 #include "conn_opts.h"
 #include "json_text.h"
@@ -31,22 +31,24 @@ static void commands_usage(FILE *out)
             "{\"command\", \"policy\", \"providers\" (a number), \"signature\": null or\n"
             "{\"notation\", \"arguments\": [{\"name\", \"type\", \"optional\"}],\n"
             "\"response\": [{\"name\", \"type\"}], \"errors\": [...]}}.\n"
+            "The list is asked page by page (amp.Commands after=NAME) and read up to\n"
+            "%d commands or %d pages; past that it is cut, said on stderr.\n"
             "\n"
             "options:\n"
             "  --json              JSON lines even on a terminal\n"
             "  --timeout SECONDS   give up on the connection and the call (default 30)\n"
             "%s"
             "exit status: 0 listed (also when nothing matched); 1 the answer was\n"
-            "malformed; 4 the broker answered with an error; 5 connection failed or\n"
-            "lost; 6 timed out; 7 the login was refused; 2 usage error\n",
-            conn_opts_help);
+            "malformed; 4 the broker answered with an error (OVERLOADED: too busy\n"
+            "listing commands now, try again later); 5 connection failed or lost;\n"
+            "6 timed out; 7 the login was refused; 2 usage error\n",
+            COMMANDS_MAX_ITEMS, COMMANDS_MAX_PAGES, conn_opts_help);
 }
 
 struct listing {
     const char *pattern; /* NULL: all */
     output_mode mode;
     out_table table;
-    char err[256];
 };
 
 static void write_str(const char *s)
@@ -105,11 +107,11 @@ static const char *field(const amp_box *item, const char *key, char *buf, size_t
     return buf;
 }
 
-static int one_item(const amp_box *item, void *ud)
+static int one_item(const amp_box *item, void *ud, char *err, size_t err_len)
 {
     struct listing *l = ud;
     signature sig;
-    if (signature_from_item(item, &sig, l->err, sizeof l->err))
+    if (signature_from_item(item, &sig, err, err_len))
         return -1;
     if (l->pattern && fnmatch(l->pattern, sig.command, 0) != 0) {
         signature_free(&sig);
@@ -151,32 +153,29 @@ static int one_item(const amp_box *item, void *ud)
 
 static int list_commands(amp_client *cl, const char *pattern, double timeout, output_mode mode)
 {
-    /* a plain name: the broker's filter (also past a list too large to send) */
+    /* a plain name: the broker's filter (one request); else every page */
     int exact = pattern && !strpbrk(pattern, "*?[\\");
-    amp_pair arg = {(const uint8_t *)"command", 7, (const uint8_t *)pattern,
-                    pattern ? strlen(pattern) : 0};
-    amp_reply *reply;
-    int status = call_plain(cl, "commands", "amp.Commands", &arg, exact, timeout, &reply);
-    if (status != CLI_OK)
-        return status;
-    struct listing l = {pattern, mode, {0}, ""};
+    struct listing l = {pattern, mode, {0}};
     out_table_init(&l.table, 4);
     const char *head[] = {"COMMAND", "POLICY", "PROVIDERS", "SIGNATURE"};
     out_table_add(&l.table, head);
-    const amp_pair *list = amp_box_find_str(&reply->box, "commands");
-    char err[128];
-    if (!list) {
-        fprintf(stderr, "amp-cli commands: the answer has no 'commands' (not a broker?)\n");
-        status = CLI_BAD_INPUT;
-    } else if (amplist_foreach(list->value, list->value_len, one_item, &l, err, sizeof err)) {
-        term_printf(stderr, "amp-cli commands: %s\n", l.err[0] ? l.err : err);
-        status = CLI_BAD_INPUT;
-    }
+    commands_info info;
+    char err[1024];
+    int status = commands_list(cl, exact ? pattern : NULL, timeout, one_item, &l, &info, err,
+                               sizeof err);
+    if (status == CLI_REMOTE) /* the broker's error, as call prints one */
+        term_printf(stderr, "%s\n", err);
+    else if (status != CLI_OK)
+        term_printf(stderr, "amp-cli commands: %s\n", err);
     if (status == CLI_OK && mode == OUTPUT_TEXT)
         out_table_print(&l.table, stdout);
     fflush(stdout);
+    if (status == CLI_OK && info.cut)
+        fprintf(stderr,
+                "amp-cli commands: the list is cut after %zu commands in %zu pages (the "
+                "broker has more; a PATTERN without wildcards asks for one)\n",
+                info.items, info.pages);
     out_table_free(&l.table);
-    amp_reply_free(reply);
     return status;
 }
 

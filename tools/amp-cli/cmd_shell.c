@@ -305,7 +305,7 @@ static char *history_path(void)
 static void refresh_cmds(void *ud)
 {
     shell *sh = ud;
-    char err[256];
+    char err[1024];
     shell_wait_begin(sh);
     shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
     shell_wait_end(sh);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands_list.h"
 #include "shell_words.h"
 #include "term_text.h"
 
@@ -55,47 +56,27 @@ static int take_item(const amp_box *item, void *ud)
     return 0;
 }
 
-amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
-                           size_t err_len)
+static int take_page_item(const amp_box *item, void *ud, char *err, size_t err_len)
 {
-    amp_reply *reply = NULL;
-    amp_err r = amp_client_call(cl, "amp.Commands", NULL, 0, timeout, &reply);
-    const amp_pair *list = r == AMP_OK ? amp_box_find_str(&reply->box, "commands") : NULL;
-    if (r == AMP_E_REMOTE)
-    {
-        char *code = term_dup(reply->error_code->value, reply->error_code->value_len, TERM_LINE);
-        char *desc = term_dup(reply->error_description->value,
-                              reply->error_description->value_len, TERM_LINE);
-        snprintf(err, err_len, "amp.Commands: %s: %s", code ? code : "", desc ? desc : "");
-        free(code);
-        free(desc);
-    }
-    else if (r != AMP_OK)
-        snprintf(err, err_len, "amp.Commands: %s", amp_strerror(r));
-    else if (!list) {
-        snprintf(err, err_len, "amp.Commands: no 'commands' in the answer");
-        r = AMP_E_BAD_VALUE;
-    }
-    if (r != AMP_OK) {
-        amp_reply_free(reply);
-        return r;
-    }
-    shell_cmds fresh = {NULL, 0, 1};
-    char why[128];
-    int failed = amplist_foreach(list->value, list->value_len, take_item, &fresh, why,
-                                 sizeof why);
-    amp_reply_free(reply);
-    if (failed) {
-        if (failed < 0)
-            snprintf(err, err_len, "amp.Commands: a malformed answer: %s", why);
-        else
-            snprintf(err, err_len, "amp.Commands: out of memory");
+    if (take_item(item, ud) == 0)
+        return 0;
+    snprintf(err, err_len, "amp.Commands: out of memory");
+    return 1;
+}
+
+int shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err, size_t err_len)
+{
+    shell_cmds fresh = {NULL, 0, 1, 0};
+    commands_info info;
+    int status = commands_list(cl, NULL, timeout, take_page_item, &fresh, &info, err, err_len);
+    if (status != 0) {
         shell_cmds_free(&fresh);
-        return failed < 0 ? AMP_E_BAD_VALUE : AMP_E_NOMEM;
+        return status;
     }
+    fresh.cut = info.cut;
     shell_cmds_free(c);
     *c = fresh;
-    return AMP_OK;
+    return 0;
 }
 
 const shell_cmd *shell_cmds_find(const shell_cmds *c, const char *name)

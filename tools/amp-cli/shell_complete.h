@@ -8,12 +8,13 @@
 #include <stddef.h>
 
 #include "amp/amp.h"
+#include "commands_list.h"
 #include "shell_edit.h"
 #include "signature.h"
 
-/* At most this many commands are kept from one amp.Commands answer (the
- * broker's own max_commands default); the rest are left out. */
-#define SHELL_CMDS_MAX 10000
+/* At most this many commands are kept (the broker's own max_commands
+ * default); the rest are left out. */
+#define SHELL_CMDS_MAX COMMANDS_MAX_ITEMS
 
 typedef struct shell_cmd {
     signature sig;  /* sig.command: the name; sig.has_signature 0: none declared */
@@ -24,15 +25,17 @@ typedef struct shell_cmds {
     shell_cmd *items;
     size_t count;
     int loaded; /* an amp.Commands answer is cached */
+    int cut;    /* the broker had more than the caps of commands_list.h */
 } shell_cmds;
 
 /* The shell's own words, completed like command names. */
 extern const char *const shell_keywords[];
 
-/* Ask the broker (amp.Commands) and replace the cache. Returns 0, or an
- * amp_err with a message in err (the cache is then left as it was). */
-amp_err shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
-                           size_t err_len);
+/* Ask the broker (amp.Commands, every page: commands_list.h) and replace
+ * the cache. Returns 0, or a cli.h status with a message in err (escaped;
+ * the cache is then left as it was). */
+int shell_cmds_refresh(shell_cmds *c, amp_client *cl, double timeout, char *err,
+                       size_t err_len);
 const shell_cmd *shell_cmds_find(const shell_cmds *c, const char *name);
 void shell_cmds_free(shell_cmds *c);
 

@@ -135,15 +135,22 @@ static void print_cmd(const shell_cmd *c)
 
 static int refresh(shell *sh)
 {
-    char err[256];
+    char err[1024];
     shell_wait_begin(sh);
-    amp_err r = shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
+    int r = shell_cmds_refresh(&sh->cmds, sh->cl, sh->co.timeout, err, sizeof err);
     shell_wait_end(sh);
-    if (r != AMP_OK) {
-        term_printf(stderr, "amp-cli shell: %s\n", err);
+    if (r != CLI_OK) {
+        term_printf(stderr, "amp-cli shell: %s%s\n", r == CLI_REMOTE ? "amp.Commands: " : "", err);
         return -1;
     }
     return 0;
+}
+
+static void say_if_cut(const shell *sh)
+{
+    if (sh->cmds.cut)
+        fprintf(stderr, "amp-cli shell: the list is cut after %zu commands (the broker has more)\n",
+                sh->cmds.count);
 }
 
 static void do_commands(shell *sh)
@@ -153,6 +160,7 @@ static void do_commands(shell *sh)
     for (size_t i = 0; i < sh->cmds.count; i++)
         print_cmd(&sh->cmds.items[i]);
     fflush(stdout);
+    say_if_cut(sh);
 }
 
 static void do_help(shell *sh, int argc, char **argv)
@@ -165,6 +173,8 @@ static void do_help(shell *sh, int argc, char **argv)
                 printf("  ");
                 print_cmd(&sh->cmds.items[i]);
             }
+            fflush(stdout);
+            say_if_cut(sh);
         }
         fflush(stdout);
         return;
