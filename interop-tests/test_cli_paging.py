@@ -5,8 +5,9 @@ signatures than one answer holds; against fake brokers (raw sockets) for
 what a real one does rarely: OVERLOADED, a broker without paging, pages that
 do not advance, more pages than the cap."""
 import json
+import socket
 
-from test_broker import raw_box
+from test_broker import broker, raw_box, read_box
 from test_cli_bus import cli
 from test_cli_escapes import FakeBroker, on_pty
 from test_cli_shell import Shell
@@ -134,6 +135,65 @@ def test_commands_stops_at_the_command_cap():
         assert b"the list is cut after 10000 commands in 17 pages" in p.stderr, p.stderr
     finally:
         fake.close()
+
+
+# a signature of about 8 KiB: 56 optional arguments with 64-byte names
+BIG_TYPE = b"ListOf(ListOf(ListOf(ListOf(Structured))))"
+
+
+def big_arguments(tag):
+    return amplist([[(b"name", (b"%s_%d_" % (tag, i)).ljust(64, b"n")), (b"type", BIG_TYPE),
+                     (b"optional", b"True")] for i in range(56)])
+
+
+def register(sock, buf, name, *extra):
+    sock.sendall(raw_box([(b"_ask", b"r"), (b"_command", b"amp.Register"),
+                          (b"command", name), *extra]))
+    pairs, buf = read_box(sock, buf)
+    assert pairs == [(b"_answer", b"r")], pairs
+    return buf
+
+
+def test_commands_and_the_shell_page_through_a_real_broker(tmp_path):
+    """20 commands with 8 KiB signatures (over 64 KiB in all) and one more
+    after them: every one listed once, and the shell completes the last."""
+    b = broker()
+    provs = []
+    try:
+        for i in range(20):
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.settimeout(30)
+            provs.append(s)
+            name = b"Big%02d" % i
+            register(s, b"", name, (b"arguments", big_arguments(name)))
+        register(provs[0], b"", b"Zeta",
+                 (b"arguments", amplist([[(b"name", b"xvalue"), (b"type", b"Integer")]])))
+        p = cli("commands", "--server", b.endpoint)
+        got = [json.loads(line) for line in p.stdout.splitlines()]
+        names = [g["command"] for g in got]
+        assert names == ["Big%02d" % i for i in range(20)] + ["Zeta"], names
+        assert sum(len(g["signature"]["notation"]) for g in got) > 65535
+        assert all(len(g["signature"]["arguments"]) == 56 for g in got[:20])
+        # the table on a terminal has them all
+        status, out = on_pty("commands", "--server", b.endpoint)
+        assert status == 0, out
+        rows = [ln for ln in out.split(b"\r\n")[1:] if ln]
+        assert [r.split()[0] for r in rows] == [n.encode() for n in names]
+        # the shell's cache: completion and help find Zeta, listed after the big ones
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        out = sh.line("help Zet\t")
+        assert "Zeta(xvalue: Integer)" in out, out
+        out = sh.line("commands")
+        shown = out.split("\r\n")
+        assert sum(ln.startswith("Big") for ln in shown) == 20, shown[:2]
+        assert "Zeta(xvalue: Integer)" in shown, shown[-3:]
+        sh.child.send("\x04")
+        assert sh.finish() == 0
+    finally:
+        for s in provs:
+            s.close()
+        b.stop()
 
 
 def test_shell_completes_from_every_page_and_says_overloaded(tmp_path):
