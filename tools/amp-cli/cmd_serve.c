@@ -19,6 +19,8 @@
 #include "client_loop.h"
 #include "conn_opts.h"
 #include "exec_runner.h"
+#include "serve_call.h"
+#include "serve_usage.h"
 #include "serve_exec.h"
 #include "signature.h"
 #include "term_text.h"
@@ -27,6 +29,7 @@
 #define STOP_GRACE 5.0           /* seconds running children get on SIGINT/SIGTERM */
 #define MAX_STDOUT (1024 * 1024) /* bytes of a child's stdout read */
 #define MAX_STDERR 4096          /* bytes of a child's stderr passed through per call */
+#define MAX_QUEUE_BYTES (64u * 1024 * 1024) /* --max-queue-bytes default */
 
 typedef struct served {
     signature sig;     /* the name, and what it declares (if anything) */
@@ -49,74 +52,13 @@ typedef struct serve_state {
     ev_signal sigint, sigterm;
 } serve_state;
 
-/* A call waiting for its child. */
+/* A call waiting for its child: its arguments (a copy, until the child
+ * starts and they become its input). */
 typedef struct pending_call {
     served *cmd;
     amp_request *req;
+    amp_box *args;
 } pending_call;
-
-static void serve_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: amp-cli serve [OPTIONS] COMMAND...\n"
-            "\n"
-            "Register each COMMAND with the broker (amp.Register) and answer every call\n"
-            "the broker routes here, without one call waiting for another. Once every\n"
-            "registration is answered, prints 'amp-cli serve: serving NAME...' on\n"
-            "stderr. COMMAND is a name, or a name with its signature, registered with\n"
-            "it; arguments and answers are then converted by their declared types:\n"
-            "  'Sum(a: Integer, b: Integer?) -> (total: Integer) ! ZERO_DIVISION'\n"
-            "('?' an optional argument; '-> (...)' and '! CODES' may be left out).\n"
-            "\n"
-            "answers:\n"
-            "  (neither option)    an empty answer (a signature that declares a\n"
-            "                      response needs --answer or --exec)\n"
-            "  --answer NAME[:TYPE]=VALUE\n"
-            "                      put this key in every answer (repeatable; types as\n"
-            "                      for 'amp-cli call'; NAME=VALUE takes the type the\n"
-            "                      signature declares; each declared response key must\n"
-            "                      be given)\n"
-            "  --exec 'CMD'        per call, run CMD with /bin/sh -c in a process group\n"
-            "                      of its own, with AMP_COMMAND=COMMAND in its\n"
-            "                      environment and the call as one JSON line on its stdin:\n"
-            "                        {\"command\": \"Sum\", \"arguments\": {\"a\": 1}}\n"
-            "                      (typed JSON by the signature: numbers for Integers...;\n"
-            "                      strings when undeclared). The first line of its\n"
-            "                      stdout is the answer: a JSON object of the answer's\n"
-            "                      keys (converted to the declared types; undeclared:\n"
-            "                      strings as they are, numbers as their text, booleans\n"
-            "                      True/False), or\n"
-            "                        {\"error\": \"CODE\", \"description\": \"text\"}\n"
-            "                      to answer with that error. Otherwise the call is\n"
-            "                      answered with the error EXEC_FAILED (a non-zero exit:\n"
-            "                      'exit status N: <first stderr line>', or 'killed by\n"
-            "                      signal N'), EXEC_BAD_OUTPUT (no JSON object, a value\n"
-            "                      that does not convert, a declared key missing, over\n"
-            "                      1 MiB of stdout), TIMEOUT (over --exec-timeout: its\n"
-            "                      process group is killed) or OVERLOADED (--max-queue\n"
-            "                      calls already wait). Its stderr goes to ours (4 KiB\n"
-            "                      per call, then '... (truncated)')\n"
-            "  --exec-timeout S    seconds a child may run (default 30)\n"
-            "  --max-concurrent N  children running at once (default 16)\n"
-            "  --max-queue N       calls waiting for a child beyond those (default 1024)\n"
-            "\n"
-            "options:\n"
-            "  --policy P          the broker's choice among providers: roundrobin\n"
-            "                      (default), random, first, least-busy\n"
-            "  --count N           exit 0 after answering N calls (calls still running\n"
-            "                      then get SHUTTING_DOWN)\n"
-            "  --timeout SECONDS   give up on the connection, login and registration\n"
-            "                      (default 30)\n"
-            "%s"
-            "SIGINT or SIGTERM: no new calls (they get SHUTTING_DOWN), running children\n"
-            "get %g s to finish (a second signal: at once), then their process groups\n"
-            "are killed; exit 0.\n"
-            "exit status: 0 --count calls answered, or stopped by a signal; 4 a\n"
-            "registration was refused (POLICY_CONFLICT, SIGNATURE_CONFLICT, ...);\n"
-            "5 connection failed or lost; 6 timed out; 7 the login was refused;\n"
-            "2 usage error\n",
-            conn_opts_help, STOP_GRACE);
-}
 
 static void answered(serve_state *st)
 {
@@ -125,11 +67,23 @@ static void answered(serve_state *st)
         ev_break(st->loop, EVBREAK_ALL);
 }
 
+/* The child's input, built as it starts (a waiting call holds only its
+ * arguments, not their JSON, which can be several times larger). */
+static char *exec_input(void *ud, size_t *len)
+{
+    pending_call *pc = ud;
+    char *input = serve_exec_input(&pc->cmd->sig, pc->args, len);
+    free(pc->args);
+    pc->args = NULL;
+    return input;
+}
+
 static void on_exec_done(const exec_result *r, void *ud)
 {
     pending_call *pc = ud;
     serve_state *st = pc->cmd->st;
     serve_exec_answer(pc->req, r, &pc->cmd->sig, &st->limits);
+    free(pc->args);
     free(pc);
     answered(st);
     if (st->stopping && !exec_runner_running(st->runner) && !exec_runner_queued(st->runner))
@@ -144,30 +98,38 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *args, void 
         amp_request_error(req, "SHUTTING_DOWN", "amp-cli serve is stopping", 0);
         return;
     }
+    char msg[256];
+    if (serve_call_check(&cmd->sig, args, msg, sizeof msg)) {
+        amp_request_error(req, SERVE_BAD_ARGUMENTS, msg, 0);
+        answered(st);
+        return;
+    }
     if (!st->runner) {
         amp_request_answer(req, cmd->answer.pairs, cmd->answer.count);
         answered(st);
         return;
     }
-    size_t len;
-    char *input = serve_exec_input(&cmd->sig, args, &len);
+    size_t held = 0;
     pending_call *pc = malloc(sizeof *pc);
-    if (!input || !pc) {
+    amp_box *copy = serve_call_copy_args(args, &held);
+    if (!copy || !pc) {
         amp_request_error(req, "EXEC_FAILED", "out of memory", 0);
-    } else {
-        *pc = (pending_call){cmd, req};
-        if (exec_runner_submit(st->runner, input, len, cmd->sig.command, on_exec_done, pc) == 0)
-            pc = NULL;
-        else {
-            char msg[160];
-            snprintf(msg, sizeof msg, "%zu calls running and %zu waiting (--max-concurrent, "
-                                      "--max-queue)", exec_runner_running(st->runner),
-                     exec_runner_queued(st->runner));
-            amp_request_error(req, "OVERLOADED", msg, 0);
-        }
+        free(copy);
+        free(pc);
+        return;
     }
+    /* the request keeps its tag and command name (each at most 255 bytes) */
+    held += sizeof *pc + 1024;
+    *pc = (pending_call){cmd, req, copy};
+    if (exec_runner_submit(st->runner, exec_input, held, cmd->sig.command, on_exec_done, pc) == 0)
+        return;
+    snprintf(msg, sizeof msg, "%zu calls running and %zu waiting holding %zu bytes "
+                              "(--max-concurrent, --max-queue, --max-queue-bytes); this call "
+                              "holds %zu", exec_runner_running(st->runner),
+             exec_runner_queued(st->runner), exec_runner_queued_bytes(st->runner), held);
+    amp_request_error(req, "OVERLOADED", msg, 0);
+    free(copy);
     free(pc);
-    free(input);
 }
 
 /* The broker connection is gone: exit 5 (running children are ended and
@@ -380,6 +342,7 @@ int cmd_serve(int argc, char **argv)
         {"answer", required_argument, 0, 'a'},       {"exec", required_argument, 0, 'e'},
         {"exec-timeout", required_argument, 0, 'T'}, {"max-concurrent", required_argument, 0, 'c'},
         {"max-queue", required_argument, 0, 'q'},    {"policy", required_argument, 0, 'p'},
+        {"max-queue-bytes", required_argument, 0, 'Q'},
         {"count", required_argument, 0, 'n'},        {"timeout", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},               CONN_OPTS_LONG,
         {0, 0, 0, 0},
@@ -390,7 +353,7 @@ int cmd_serve(int argc, char **argv)
     conn_opts_init(&co);
     serve_state st;
     memset(&st, 0, sizeof st);
-    exec_runner_config ec = {NULL, 30, MAX_STDOUT, MAX_STDERR, 16, 1024};
+    exec_runner_config ec = {NULL, 30, MAX_STDOUT, MAX_STDERR, 16, 1024, MAX_QUEUE_BYTES};
     char **answers = calloc((size_t)argc + 1, sizeof *answers);
     int nanswers = 0, c, status = CLI_USAGE;
     double num;
@@ -402,17 +365,19 @@ int cmd_serve(int argc, char **argv)
         case 'a': answers[nanswers++] = optarg; continue;
         case 'e': ec.command = optarg; continue;
         case 'p': st.policy = optarg; continue;
-        case 'h': serve_usage(stdout); free(answers); return CLI_OK;
-        case 'T': case 'c': case 'q': case 'n': case 't': break;
-        default: serve_usage(stderr); free(answers); return CLI_USAGE;
+        case 'h': serve_usage(stdout, STOP_GRACE); free(answers); return CLI_OK;
+        case 'T': case 'c': case 'q': case 'Q': case 'n': case 't': break;
+        default: serve_usage(stderr, STOP_GRACE); free(answers); return CLI_USAGE;
         }
         const char *name = c == 'T' ? "exec-timeout" : c == 'c' ? "max-concurrent"
-                         : c == 'q' ? "max-queue" : c == 'n' ? "count" : "timeout";
-        if (!(c == 'q' && !strcmp(optarg, "0")) && cli_positive("serve", name, optarg, &num)) {
+                         : c == 'q' ? "max-queue" : c == 'Q' ? "max-queue-bytes"
+                         : c == 'n' ? "count" : "timeout";
+        int zero_ok = (c == 'q' || c == 'Q') && !strcmp(optarg, "0");
+        if (!zero_ok && cli_positive("serve", name, optarg, &num)) {
             free(answers);
             return CLI_USAGE;
         }
-        if (c == 'q' && !strcmp(optarg, "0"))
+        if (zero_ok)
             num = 0;
         if ((c == 'c' || c == 'q' || c == 'n') && (num != (long)num || num > 1e9)) {
             fprintf(stderr, "amp-cli serve: --%s needs a whole number\n", name);
@@ -423,12 +388,20 @@ int cmd_serve(int argc, char **argv)
         case 'T': ec.timeout = num; break;
         case 'c': ec.max_running = (int)num; break;
         case 'q': ec.max_queue = (size_t)num; break;
+        case 'Q':
+            if (num != (long long)num || num > 1e15) {
+                fprintf(stderr, "amp-cli serve: --max-queue-bytes needs a whole number\n");
+                free(answers);
+                return CLI_USAGE;
+            }
+            ec.max_queue_bytes = (size_t)num;
+            break;
         case 'n': st.count = (long)num; break;
         default: co.timeout = num; break;
         }
     }
     if (optind >= argc) {
-        serve_usage(stderr);
+        serve_usage(stderr, STOP_GRACE);
         free(answers);
         return CLI_USAGE;
     }

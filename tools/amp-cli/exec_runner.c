@@ -21,6 +21,8 @@ typedef struct job {
     exec_runner *r;
     char *input, *name;
     size_t input_len, input_off;
+    exec_input_fn make_input;
+    size_t held; /* counted in queued_bytes while it waits */
     exec_done_cb cb;
     void *user_data;
     pid_t pid;
@@ -48,6 +50,7 @@ struct exec_runner {
     struct ev_loop *loop;
     exec_runner_config cfg;
     job_list running, queue;
+    size_t queued_bytes;
 };
 
 static void list_push(job_list *l, job *j)
@@ -371,6 +374,9 @@ static void start_job(exec_runner *r, job *j)
     int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     list_push(&r->running, j);
     int err = 0;
+    j->input = j->make_input(j->user_data, &j->input_len);
+    if (!j->input)
+        err = ENOMEM;
     for (int i = 0; i < 3 && !err; i++)
         if (pipe2(fds[i], O_CLOEXEC))
             err = errno;
@@ -403,6 +409,7 @@ static void start_next(exec_runner *r)
     while (r->queue.head && r->running.n < (size_t)r->cfg.max_running) {
         job *j = r->queue.head;
         list_remove(&r->queue, j);
+        r->queued_bytes -= j->held;
         start_job(r, j);
     }
 }
@@ -419,25 +426,23 @@ exec_runner *exec_runner_new(struct ev_loop *loop, const exec_runner_config *cfg
     return r;
 }
 
-int exec_runner_submit(exec_runner *r, const char *input, size_t input_len, const char *name,
+int exec_runner_submit(exec_runner *r, exec_input_fn input, size_t held, const char *name,
                        exec_done_cb cb, void *user_data)
 {
     int now = r->running.n < (size_t)r->cfg.max_running;
-    if (!now && r->queue.n >= r->cfg.max_queue)
+    if (!now && (r->queue.n >= r->cfg.max_queue ||
+                 held > r->cfg.max_queue_bytes - r->queued_bytes))
         return -1;
     job *j = calloc(1, sizeof *j);
     if (!j)
         return -1;
-    j->input = malloc(input_len ? input_len : 1);
     j->name = strdup(name);
-    if (!j->input || !j->name) {
-        free(j->input);
-        free(j->name);
+    if (!j->name) {
         free(j);
         return -1;
     }
-    memcpy(j->input, input, input_len);
-    j->input_len = input_len;
+    j->make_input = input;
+    j->held = held;
     j->r = r;
     j->cb = cb;
     j->user_data = user_data;
@@ -451,8 +456,10 @@ int exec_runner_submit(exec_runner *r, const char *input, size_t input_len, cons
     j->child.data = j->in_w.data = j->out_w.data = j->err_w.data = j->timer.data = j;
     if (now)
         start_job(r, j);
-    else
+    else {
         list_push(&r->queue, j);
+        r->queued_bytes += held;
+    }
     return 0;
 }
 
@@ -466,11 +473,17 @@ size_t exec_runner_queued(const exec_runner *r)
     return r->queue.n;
 }
 
+size_t exec_runner_queued_bytes(const exec_runner *r)
+{
+    return r->queued_bytes;
+}
+
 void exec_runner_cancel_queued(exec_runner *r)
 {
     while (r->queue.head) {
         job *j = r->queue.head;
         list_remove(&r->queue, j);
+        r->queued_bytes -= j->held;
         exec_result res = {EXEC_CANCELLED, 0, "", 0, ""};
         j->cb(&res, j->user_data);
         job_free(j);

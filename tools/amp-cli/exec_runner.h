@@ -4,8 +4,11 @@
  * own, with its input written to its stdin (then closed), its stdout
  * collected (up to a cap) and its stderr passed through to ours (up to a cap
  * per job). At most `max_running` jobs run at once; further jobs wait in a
- * FIFO of at most `max_queue`, and beyond that submitting fails. A job that
- * runs longer than `timeout` has its process group killed.
+ * FIFO of at most `max_queue` jobs holding at most `max_queue_bytes` (what
+ * each declares it holds while it waits), and beyond that submitting fails.
+ * A job's input is built only when it starts, so a waiting job holds no
+ * more than its caller keeps for it. A job that runs longer than `timeout`
+ * has its process group killed.
  *
  * Contract
  * - One process, one thread: everything runs on `loop`, which must be the
@@ -55,18 +58,28 @@ typedef struct exec_runner_config {
     size_t max_stderr;   /* bytes passed through per job, then "... (truncated)" */
     int max_running;     /* >= 1 */
     size_t max_queue;    /* jobs waiting to start; 0: none wait */
+    size_t max_queue_bytes; /* the sum of `held` over waiting jobs */
 } exec_runner_config;
+
+/* A job's stdin bytes, built when the job starts: malloc'ed (the runner
+ * frees them) with their length in *len, or NULL when out of memory (the
+ * job then ends as EXEC_SPAWN_FAILED with ENOMEM). */
+typedef char *(*exec_input_fn)(void *user_data, size_t *len);
 
 exec_runner *exec_runner_new(struct ev_loop *loop, const exec_runner_config *cfg);
 
-/* Start a job now, or queue it. `input` (copied) goes to its stdin,
- * `name` (copied) to AMP_COMMAND. Returns 0, or -1 when the queue is full
- * or memory ran out: then `cb` never runs. */
-int exec_runner_submit(exec_runner *r, const char *input, size_t input_len, const char *name,
+/* Start a job now, or queue it. input(user_data) is called once, when it
+ * starts, for what goes to its stdin; `held` is the bytes the caller keeps
+ * for it until then (counted against max_queue_bytes while it waits);
+ * `name` (copied) goes to AMP_COMMAND. Returns 0, or -1 when it would wait
+ * beyond max_queue jobs or max_queue_bytes, or memory ran out: then
+ * neither `input` nor `cb` is ever called. */
+int exec_runner_submit(exec_runner *r, exec_input_fn input, size_t held, const char *name,
                        exec_done_cb cb, void *user_data);
 
 size_t exec_runner_running(const exec_runner *r);
 size_t exec_runner_queued(const exec_runner *r);
+size_t exec_runner_queued_bytes(const exec_runner *r); /* the sum of their `held` */
 
 /* Every queued job ends with EXEC_CANCELLED (callbacks run from here). */
 void exec_runner_cancel_queued(exec_runner *r);

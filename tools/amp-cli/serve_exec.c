@@ -10,6 +10,10 @@
 #include "json_text.h"
 #include "typed_json.h"
 
+/* "_answer" and a tag of up to 255 bytes, each with its length header */
+#define ANSWER_TAG_ROOM (2 + 7 + 2 + AMP_MAX_TAG_LEN)
+#define MAX_ERROR_CODE 64
+
 char *serve_exec_input(const signature *sig, const amp_box *args, size_t *len)
 {
     /* the arguments without the protocol's keys (_ask, _command) */
@@ -69,9 +73,23 @@ static const char *answer_problem(const typed_box *b, const signature *sig, char
             return msg;
         }
     }
-    size_t size;
-    if (b->count && amp_box_measure(b->pairs, b->count, &size) != AMP_OK) {
-        snprintf(msg, len, "the answer does not fit in an AMP box");
+    /* what a peer (the broker) accepts, with room for the _answer tag: a
+     * box it refuses would cost the whole connection, and every call on it */
+    if (b->count > AMP_DEFAULT_MAX_KEYS - 1) {
+        snprintf(msg, len, "the answer has %zu keys: an AMP box holds at most %u with its "
+                           "_answer", b->count, (unsigned)AMP_DEFAULT_MAX_KEYS - 1);
+        return msg;
+    }
+    size_t size = 0;
+    amp_err e = b->count ? amp_box_measure(b->pairs, b->count, &size) : AMP_OK;
+    if (e != AMP_OK) {
+        snprintf(msg, len, "the answer does not fit in an AMP box: %s", amp_strerror(e));
+        return msg;
+    }
+    if (size > AMP_DEFAULT_MAX_BOX_BYTES - ANSWER_TAG_ROOM) {
+        snprintf(msg, len, "the answer takes %zu bytes: an AMP box holds at most %u with its "
+                           "_answer", size, (unsigned)(AMP_DEFAULT_MAX_BOX_BYTES -
+                                                       ANSWER_TAG_ROOM));
         return msg;
     }
     return NULL;
@@ -163,6 +181,32 @@ static json_t *first_object(const exec_result *res, char *msg, size_t msg_len)
     return j;
 }
 
+/* An error code a caller can print and match: 1..64 bytes of printable
+ * ASCII, no spaces (no NUL, newline or escape sequence from a child). */
+static int code_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > MAX_ERROR_CODE)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] <= ' ' || p[i] > '~')
+            return 0;
+    return 1;
+}
+
+/* A description: text without control characters but tab and newline,
+ * and what one AMP value holds. */
+static int description_ok(const char *p, size_t n)
+{
+    if (n > AMP_MAX_VALUE_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < ' ' && c != '\t' && c != '\n') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* {"error": "CODE", "description": "text"}: 1 and the error sent, 0 when
  * `obj` is not an error object, -1 for a malformed one (answered). */
 static int error_object(amp_request *req, json_t *obj, amp_err *r)
@@ -175,6 +219,16 @@ static int error_object(amp_request *req, json_t *obj, amp_err *r)
         (desc && !json_is_string(desc))) {
         *r = bad_output(req, "an error object needs \"error\": a non-empty string, and "
                              "\"description\": a string%s%s", "", "");
+        return -1;
+    }
+    if (!code_ok(json_string_value(code), json_string_length(code))) {
+        *r = bad_output(req, "the error object's \"error\" is not a code: 1..64 printable "
+                             "ASCII characters without spaces%s%s", "", "");
+        return -1;
+    }
+    if (desc && !description_ok(json_string_value(desc), json_string_length(desc))) {
+        *r = bad_output(req, "the error object's \"description\" has control characters "
+                             "(other than tab and newline) or is over 65535 bytes%s%s", "", "");
         return -1;
     }
     *r = amp_request_error_bytes(req, (const uint8_t *)json_string_value(code),
