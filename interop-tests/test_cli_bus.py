@@ -2,13 +2,14 @@
 sub and pub, the real binary against a real amp-broker."""
 import os
 import signal
+import socket
 import subprocess
 import time
 
 
 from conftest import run
 from test_auth import files, start  # noqa: F401
-from test_broker import broker
+from test_broker import broker, raw_box
 from test_twisted_interop import AMP_CLI, HERE, TWISTED_PEER
 
 LOGIN_REFUSED = 7
@@ -219,3 +220,51 @@ def test_numeric_options_are_parsed_whole_and_must_be_positive():
         p = cli(*argv, check=False, AMP_URL="tcp:127.0.0.1:1")
         assert p.returncode == 2, (argv, p.stderr)
         assert (option + " needs a positive").encode() in p.stderr, (argv, p.stderr)
+
+
+IO_ERROR = 3
+
+
+def test_sub_and_listen_exit_3_when_their_reader_goes_away():
+    """A reader that closes after one line (as '| head -1' does) ends sub and
+    listen with the I/O error status, however much keeps arriving."""
+    b = broker()
+    try:
+        sub = Sub("--server", b.endpoint, "gone.*")
+        sub.ready()
+        cli("pub", "--server", b.endpoint, "gone.x", "n=1")
+        assert sub.proc.stdout.readline() == b'{"_command":"gone.x","n":"1"}\n'
+        sub.proc.stdout.close()
+        deadline = time.monotonic() + 120  # only ends a broken run
+        while sub.proc.poll() is None:
+            assert time.monotonic() < deadline, "sub kept running without a reader"
+            cli("pub", "--server", b.endpoint, "--count", "100", "gone.x", "n=2")
+        err = sub.proc.stderr.read()
+        assert sub.proc.returncode == IO_ERROR, err
+        assert b"Sanitizer" not in err, err
+    finally:
+        b.stop()
+    proc = subprocess.Popen([AMP_CLI, "listen", "tcp:0:interface=127.0.0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+    try:
+        port = int(proc.stderr.readline().decode().rsplit("port ", 1)[1].rstrip(")\n"))
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(raw_box([(b"_command", b"Ping"), (b"n", b"1")]))
+        assert proc.stdout.readline() == b'{"_command":"Ping","n":"1"}\n'
+        proc.stdout.close()
+        deadline = time.monotonic() + 120
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "listen kept running without a reader"
+            try:
+                sock.sendall(raw_box([(b"_command", b"Ping"), (b"n", b"2")]) * 100)
+            except OSError:  # listen went between poll() and here
+                pass
+            time.sleep(0.01)
+        err = proc.stderr.read()
+        assert proc.returncode == IO_ERROR, err
+        assert b"Sanitizer" not in err, err
+        sock.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)

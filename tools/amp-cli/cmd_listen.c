@@ -1,4 +1,5 @@
 /* amp-cli listen: accept connections, print every call, answer as told. */
+#include <errno.h>
 #include <ev.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,6 +22,7 @@ struct listen_opts {
     int serve_starttls;
     output_mode mode;
     struct ev_loop *loop;
+    int write_errno; /* stdout failed (its reader went away): we are done */
 };
 
 static void listen_usage(FILE *out)
@@ -44,13 +46,20 @@ static void listen_usage(FILE *out)
             "  --count N                    exit after N calls\n"
             "  --json                       JSON lines even on a terminal\n"
             "  --starttls-cert FILE, --starttls-key FILE\n"
-            "                               answer StartTLS and switch to TLS\n");
+            "                               answer StartTLS and switch to TLS\n"
+            "exit status: 0 --count calls, or stopped by SIGINT/SIGTERM; 3 the\n"
+            "endpoint cannot be opened, or writing to stdout failed (its reader went\n"
+            "away); 2 usage error\n");
 }
 
 static void on_call(amp_session *s, amp_request *req, const amp_box *args, void *ud)
 {
     struct listen_opts *o = ud;
-    output_box_line(stdout, o->mode, args);
+    output_box_line(stdout, o->mode, args); /* flushes */
+    if (ferror(stdout) && !o->write_errno) {
+        o->write_errno = errno ? errno : EIO;
+        ev_break(o->loop, EVBREAK_ALL);
+    }
     if (o->error_code)
         amp_request_error(req, o->error_code, o->error_description, o->fatal);
     else
@@ -144,5 +153,10 @@ int cmd_listen(int argc, char **argv)
     amp_listener_free(l);
     typed_args_free(&o.answer);
     free(answers);
+    if (o.write_errno) {
+        if (o.write_errno != EPIPE) /* no reader: nothing to say, as most tools */
+            fprintf(stderr, "amp-cli listen: writing to stdout: %s\n", strerror(o.write_errno));
+        return CLI_IO;
+    }
     return CLI_OK;
 }

@@ -23,6 +23,7 @@ static void on_stop_signal(int sig)
 struct sub_state {
     long count, seen;
     output_mode mode;
+    int write_errno; /* stdout failed (its reader went away): we are done */
 };
 
 static void sub_usage(FILE *out)
@@ -45,18 +46,21 @@ static void sub_usage(FILE *out)
             "%s"
             "exit status: 0 done, or stopped by SIGINT/SIGTERM; 4 a subscription was\n"
             "refused; 5 connection failed or lost; 6 timed out; 7 the login was\n"
-            "refused; 2 usage error\n",
+            "refused; 3 writing to stdout failed (its reader went away); 2 usage\n"
+            "error\n",
             conn_opts_help);
 }
 
 static void on_event(amp_session *s, amp_request *req, const amp_box *args, void *ud)
 {
     struct sub_state *st = ud;
-    if (st->count && st->seen >= st->count) { /* more in the same read: not asked for */
+    if (st->write_errno || (st->count && st->seen >= st->count)) { /* not asked for */
         amp_request_answer(req, NULL, 0);
         return;
     }
-    output_box_line(stdout, st->mode, args);
+    output_box_line(stdout, st->mode, args); /* flushes */
+    if (ferror(stdout))
+        st->write_errno = errno ? errno : EIO;
     st->seen++;
     amp_request_answer(req, NULL, 0); /* an event's request: its answer is dropped */
 }
@@ -99,6 +103,12 @@ static int wait_events(amp_client *cl, struct sub_state *st, double timeout,
 {
     double deadline = timeout > 0 ? now() + timeout : 0;
     for (;;) {
+        if (st->write_errno) {
+            if (st->write_errno != EPIPE) /* no reader: nothing to say, as most tools */
+                fprintf(stderr, "amp-cli sub: writing to stdout: %s\n",
+                        strerror(st->write_errno));
+            return CLI_IO;
+        }
         if (stop_signal || (st->count && st->seen >= st->count))
             return CLI_OK;
         if (!amp_client_conn(cl)) {
@@ -144,7 +154,7 @@ int cmd_sub(int argc, char **argv)
     };
     conn_opts co;
     conn_opts_init(&co);
-    struct sub_state st = {0, 0, OUTPUT_JSON};
+    struct sub_state st = {0, 0, OUTPUT_JSON, 0};
     double timeout = 0;
     int c, json = 0;
     optind = 1;
