@@ -333,6 +333,19 @@ static int conflicts(router *r, amp_request *req, const struct command *cmd, int
     return 0;
 }
 
+/* Command names are shown to people (amp.Commands, logs, terminals): they
+ * must be UTF-8 text without control characters (C0, DEL, C1), so no peer
+ * can register a name that rewrites a terminal or hides behind a NUL. */
+static int name_is_text(const uint8_t *p, size_t n)
+{
+    if (amp_utf8_check(p, n) != AMP_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && i + 1 < n && p[i + 1] < 0xa0))
+            return 0;
+    return 1;
+}
+
 void registry_register(router *r, struct peer *p, amp_request *req, const amp_box *box)
 {
     const amp_pair *c = amp_box_find_str(box, "command"), *pol = amp_box_find_str(box, "policy");
@@ -342,6 +355,11 @@ void registry_register(router *r, struct peer *p, amp_request *req, const amp_bo
     }
     if (c->value_len >= 4 && !memcmp(c->value, "amp.", 4)) {
         reply_error(r, req, "BAD_REQUEST", "commands starting with amp. belong to the broker");
+        return;
+    }
+    if (!name_is_text(c->value, c->value_len)) {
+        reply_error(r, req, "BAD_REQUEST",
+                    "a command name must be UTF-8 text without control characters");
         return;
     }
     if (reply_too_long(r, req, c, &r->stats.registrations_refused))

@@ -635,3 +635,26 @@ def test_bad_commands_list_budget_stops_the_broker(tmp_path, value):
     assert r.returncode == 2, r.stderr
     assert b"bad.conf:2: bad setting: commands_list_budget must be a whole number from 1 to " \
            b"100000000" in r.stderr, r.stderr
+
+
+def test_command_names_must_be_text_without_control_characters():
+    """Names are shown to people: a control character (C0, DEL, C1) or bytes
+    that are not UTF-8 in a registered name are refused, text of any script
+    is not."""
+    b = broker()
+    peer = BoxClient(b.port)
+    try:
+        for name in (b"x\x1b]0;title\x07", b"Ev\x00il", b"a\nb", b"del\x7f", b"c1\xc2\x9b",
+                     b"\xff\xfe"):
+            box = amp.AmpBox(_command=b"amp.Register", command=name)
+            try:
+                peer.call_box(box)
+                raise AssertionError("registered %r" % name)
+            except RemoteError as e:
+                assert e.code == "BAD_REQUEST", name
+                assert "UTF-8 text without control characters" in e.description
+        for name in ("Sum", "caf\u00e9.r\u00e9sum\u00e9", "\u65e5\u672c.x"):
+            peer.call_box(amp.AmpBox(_command=b"amp.Register", command=name.encode()))
+    finally:
+        peer.close()
+        b.stop()
