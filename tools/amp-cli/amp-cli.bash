@@ -51,7 +51,8 @@ _amp_cli_verbs()
 # 'amp-cli VERB --help' mentions, each followed by a space. An option that
 # starts a line of the help's option list with a value after it
 # ('  --count N   ...', '  --a FILE, --b FILE') is added to
-# _amp_cli_takes_value, and to _amp_cli_takes_file if that value is FILE or PATH.
+# _amp_cli_takes_value, and to _amp_cli_takes_file if that value is FILE or
+# PATH. (test_cli_docs checks this against amp-cli's own parser.)
 _amp_cli_options()
 {
     local line word head item
@@ -65,7 +66,10 @@ _amp_cli_options()
         done
         [[ $line =~ ^\ +(--[a-z].*) ]] || continue
         head=${BASH_REMATCH[1]%%  *}
-        while [[ $head =~ ^(--[a-z][a-z0-9-]*)\ ([^\ ,]+)(,\ *(.*))?$ ]]; do
+        # the value: a placeholder without lower-case letters (N, FILE,
+        # 'CMD', NAME[:TYPE]=VALUE), even when one space only separates the
+        # description that follows
+        while [[ $head =~ ^(--[a-z][a-z0-9-]*)\ ([A-Z\'][^\ ,a-z]*)(,\ *(--.*))?([ ,].*)?$ ]]; do
             item=${BASH_REMATCH[1]}
             _amp_cli_takes_value+="$item "
             [[ ${BASH_REMATCH[2]} == FILE || ${BASH_REMATCH[2]} == PATH ]] &&
