@@ -25,7 +25,7 @@ from test_twisted_interop import AMP_CLI
 REMOTE, AUTH = 4, 7
 # what a peer would love a terminal to act on
 HOSTILE = b"\x1b]0;pwned\x07\x1b[2J\x1b[31mred\rfake\x9b1m\xc2\x9b2m\xff\xc2\x85end"
-NAME = b"Evil" + HOSTILE
+NAME = b"Evil" + HOSTILE  # a name only a hostile server lists: the broker refuses it
 KEY = b"k\x1b[5m\x07"
 ERROR_CODE = b"OOPS\x1b[2J\x9b"
 ERROR_DESCRIPTION = b"desc" + HOSTILE + b"\nfake: line"
@@ -51,14 +51,16 @@ def as_bytes(s):
 
 
 class HostileProvider:
-    """Registers NAME and Evident through the broker and answers each call:
-    'Evident' with hostile keys and values, NAME with a hostile error."""
+    """Registers Evil and Evident through the broker and answers each call:
+    'Evident' with hostile keys and values, Evil with a hostile error. (A
+    hostile command name itself is refused by the broker: see
+    listed_by_a_hostile_server for one that lists it.)"""
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.settimeout(30)
         self.buf = b""
-        for i, name in enumerate((NAME, b"Evident")):
+        for i, name in enumerate((b"Evil", b"Evident")):
             self.sock.sendall(raw_box([(b"_ask", b"r%d" % i), (b"_command", b"amp.Register"),
                                        (b"command", name)]))
             pairs, self.buf = read_box(self.sock, self.buf)
@@ -71,7 +73,7 @@ class HostileProvider:
             while True:
                 pairs, self.buf = read_box(self.sock, self.buf)
                 box = dict(pairs)
-                if box.get(b"_command") == NAME:
+                if box.get(b"_command") == b"Evil":
                     self.sock.sendall(raw_box([(b"_error", box[b"_ask"]),
                                                (b"_error_code", ERROR_CODE),
                                                (b"_error_description", ERROR_DESCRIPTION)]))
@@ -128,7 +130,7 @@ def test_call_answer_keys_and_values_are_escaped_on_a_terminal():
 def test_call_error_code_and_description_are_escaped():
     b, prov = hostile_bus()
     try:
-        name = NAME.decode("utf-8", "surrogateescape")
+        name = "Evil"
         p = cli("call", "--server", b.endpoint, name, check=False)
         assert p.returncode == REMOTE, p
         assert raw_control(p.stderr) == [], p.stderr
@@ -141,10 +143,35 @@ def test_call_error_code_and_description_are_escaped():
         b.stop()
 
 
-def test_commands_table_escapes_names_and_keeps_columns_aligned():
-    b, prov = hostile_bus()
+def listed_by_a_hostile_server():
+    """A fake broker whose amp.Commands lists NAME and Evident (a real broker
+    refuses to register NAME) and that answers other calls as Evident does."""
+    listing = b"".join(raw_box([(b"command", n), (b"policy", b"roundrobin"),
+                                (b"providers", b"1")]) for n in (NAME, b"Evident"))
+
+    def answer(box):
+        if box.get(b"_command") == b"amp.Commands":
+            return [(b"_answer", box[b"_ask"]), (b"commands", listing)]
+        return [(b"_answer", box[b"_ask"]), (b"v", HOSTILE), (KEY, b"x"), (b"ok", b"plain")]
+    return FakeBroker(answer)
+
+
+def test_the_broker_refuses_a_hostile_command_name():
+    b = broker()
+    sock = socket.create_connection(("127.0.0.1", b.port))
     try:
-        status, out = on_pty("commands", "--server", b.endpoint)
+        sock.sendall(raw_box([(b"_ask", b"1"), (b"_command", b"amp.Register"), (b"command", NAME)]))
+        pairs, _ = read_box(sock, b"")
+        assert dict(pairs)[b"_error_code"] == b"BAD_REQUEST", pairs
+    finally:
+        sock.close()
+        b.stop()
+
+
+def test_commands_table_escapes_names_and_keeps_columns_aligned():
+    fake = listed_by_a_hostile_server()
+    try:
+        status, out = on_pty("commands", "--server", fake.endpoint)
         assert status == 0, out
         assert raw_control(out) == [], out
         lines = out.decode().split("\r\n")
@@ -156,13 +183,16 @@ def test_commands_table_escapes_names_and_keeps_columns_aligned():
         for ln in lines[1:]:
             if ln:
                 assert re.match(r"\S+ {2,}$", ln[:col]) and ln[col] != " ", (ln, col)
+    finally:
+        fake.close()
+    fake = listed_by_a_hostile_server()
+    try:
         # JSON: the name's exact bytes, once
-        p = cli("commands", "--server", b.endpoint)
+        p = cli("commands", "--server", fake.endpoint)
         names = [as_bytes(json.loads(ln)["command"]) for ln in p.stdout.splitlines()]
         assert sorted(names) == sorted([NAME, b"Evident"])
     finally:
-        prov.close()
-        b.stop()
+        fake.close()
 
 
 def test_sub_event_names_keys_and_values_are_escaped_on_a_terminal():
@@ -198,12 +228,8 @@ def test_shell_escapes_answers_events_and_listings_and_never_completes_a_hostile
     try:
         sh = Shell(tmp_path, b.endpoint)
         sh.prompt()
-        # 'Evi' + Tab: only Evident is offered (the hostile name is left out),
-        # so it completes at once
-        out = sh.line("Evi\t")
+        out = sh.line("Evident")
         assert "ok = plain" in out, out
-        out = sh.line("commands")
-        assert "Evil\\x1b]0;pwned\\x07" in out, out
         out = sh.line("sub ev.>")
         prov.publish()
         sh.child.expect_exact("ev.x\\x1b[2J\\x9b\\xff  k\\x1b[5m\\x07=")
@@ -217,6 +243,22 @@ def test_shell_escapes_answers_events_and_listings_and_never_completes_a_hostile
     finally:
         prov.close()
         b.stop()
+    fake = listed_by_a_hostile_server()
+    try:
+        sh = Shell(tmp_path, fake.endpoint)
+        sh.prompt()
+        # 'Evi' + Tab: only Evident is offered (the hostile name is left out),
+        # so it completes at once
+        out = sh.line("Evi\t")
+        assert "ok = plain" in out, out
+        out = sh.line("commands")
+        assert "Evil\\x1b]0;pwned\\x07" in out, out
+        sh.child.send("\x04")
+        assert sh.finish() == 0
+        shown = "".join(sh.transcript).encode("utf-8", "surrogateescape")
+        assert b"pwned\x07" not in shown and b"\x1b]0;" not in shown, shown
+    finally:
+        fake.close()
 
 
 class FakeBroker:
