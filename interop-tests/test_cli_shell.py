@@ -465,3 +465,24 @@ def test_shell_help_option():
     p = subprocess.run([AMP_CLI, "shell", "--no-such"], capture_output=True, env=env(),
                        timeout=60)
     assert p.returncode == 2
+
+
+def test_shell_history_through_a_symbolic_link_keeps_the_link(tmp_path):
+    """A history file kept elsewhere behind a link the user owns (a managed
+    dotfile) is written in place: the link stays a link."""
+    b = broker()
+    try:
+        (tmp_path / "dotfiles").mkdir()
+        real = tmp_path / "dotfiles" / "amp_history"
+        real.write_text("")
+        link = tmp_path / "history"
+        link.symlink_to(real)
+        sh = Shell(tmp_path, b.endpoint)
+        sh.prompt()
+        sh.line("help")
+        sh.child.send("\x04")
+        assert sh.finish() == 0
+        assert link.is_symlink() and os.readlink(link) == str(real)
+        assert "help" in real.read_text()
+    finally:
+        b.stop()

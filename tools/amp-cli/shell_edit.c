@@ -287,13 +287,29 @@ void shell_edit_enter(shell_edit *ed)
 
 /* Write the history to a new file beside it (mode 0600 from the start),
  * then put it in place: a crash or a full disk leaves the old one. */
+/* Where the history goes: through a symbolic link the user owns (a dotfile
+ * kept elsewhere) to its target, so the link stays; a link someone else
+ * planted is replaced, never followed. Returns a malloc'd path. */
+static char *history_target(const char *path)
+{
+    struct stat st;
+    char *real;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && st.st_uid == geteuid() &&
+        (real = realpath(path, NULL)))
+        return real;
+    return strdup(path);
+}
+
 static int save_history(shell_edit *ed)
 {
-    size_t n = strlen(ed->history_path);
-    char *tmp = malloc(n + 8);
-    if (!tmp)
+    char *target = history_target(ed->history_path);
+    size_t n = target ? strlen(target) : 0;
+    char *tmp = target ? malloc(n + 8) : NULL;
+    if (!tmp) {
+        free(target);
         return -1;
-    memcpy(tmp, ed->history_path, n);
+    }
+    memcpy(tmp, target, n);
     memcpy(tmp + n, ".XXXXXX", 8);
     int fd = mkstemp(tmp), status = -1;
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -305,15 +321,16 @@ static int save_history(shell_edit *ed)
         status |= fclose(f);
     else if (fd >= 0)
         close(fd);
-    if (status == 0 && rename(tmp, ed->history_path) != 0)
+    if (status == 0 && rename(tmp, target) != 0)
         status = -1;
     if (status != 0) {
-        fprintf(stderr, "amp-cli shell: cannot save the history in %s: %s\n",
-                ed->history_path, strerror(errno));
+        fprintf(stderr, "amp-cli shell: cannot save the history in %s: %s\n", target,
+                strerror(errno));
         if (fd >= 0)
             unlink(tmp);
     }
     free(tmp);
+    free(target);
     return status;
 }
 
