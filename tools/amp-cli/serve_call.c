@@ -21,9 +21,11 @@ int serve_call_check(const signature *sig, const amp_box *args, char *msg, size_
 {
     if (!sig->has_signature)
         return 0;
-    /* nargs is at most 64 (the broker's cap, and signature_parse's) */
-    unsigned char seen[sig->nargs ? sig->nargs : 1];
-    memset(seen, 0, sizeof seen);
+    unsigned char seen[SIG_MAX_ARGS] = {0}; /* signature_parse's cap */
+    if (sig->nargs > SIG_MAX_ARGS) { /* parsed signatures stay within it */
+        snprintf(msg, msg_len, "%s declares too many arguments", sig->command);
+        return -1;
+    }
     for (size_t i = 0; i < args->count; i++) {
         const amp_pair *p = &args->pairs[i];
         if (amp_pair_is_reserved(p))
