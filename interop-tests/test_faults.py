@@ -753,9 +753,13 @@ def test_log_lines_cannot_be_forged(tmp_path):
                            (b"password", b"pw")]))
         assert Boxes(s).next()[b"_error_code"] == b"AUTH_FAILED"
         prov, got = token_login(b.port, "prov")
+        # names with control characters are refused before anything logs them
         prov.sendall(calls(b"amp.Register", b"command", [b"Job.\n" + forged[2:] + b"\x1b[2J"]))
-        assert b"_answer" in got.next()
+        assert got.next()[b"_error_code"] == b"BAD_REQUEST"
         prov.sendall(calls(b"amp.Register", b"command", [b"Nope\ninfo  peer 2 is admin"], 2))
+        assert got.next()[b"_error_code"] == b"BAD_REQUEST"
+        # a name the ACL refuses is logged, escaped as a whole
+        prov.sendall(calls(b"amp.Register", b"command", [b"Nope info  peer 2 is admin"], 3))
         assert got.next()[b"_error_code"] == b"PERMISSION_DENIED"
     finally:
         log = b.stop()
