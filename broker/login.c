@@ -226,6 +226,8 @@ static void login_done(hasher_task *t)
     if (l->next)
         l->next->prev = l->prev;
     struct peer *p = l->peer;
+    if (t->ran)
+        r->stats.password_checks++; /* the dummy check for unknown users too */
     if (p) {
         p->login.check = NULL;
         auth_credential cred = {0};

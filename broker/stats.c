@@ -95,6 +95,8 @@ static size_t stats_table(router *r, struct counter_row *t)
          0},
         {"logins", "successful logins", s->logins, 0},
         {"logins_failed", "failed logins", s->logins_failed, 0},
+        {"password_checks", "password key derivations run (for unknown users and users "
+         "without a password too)", s->password_checks, 0},
         {"login_timeouts", "connections closed for not logging in", s->login_timeouts, 0},
         {"logins_busy", "logins refused (LOGIN_BUSY) over max_pending_logins, globally or per "
          "address", s->logins_busy, 0},

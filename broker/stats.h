@@ -37,7 +37,8 @@ struct stats {
         subscriptions_refused, answers_failed, logins_busy,
         logins_throttled, logins_over_user_cap, cert_identities_refused,
         credentials_revoked, budget_events_dropped, budget_calls_refused,
-        budget_connections_closed, box_timeouts, metrics_refused, listener_shed_gone;
+        budget_connections_closed, box_timeouts, metrics_refused, listener_shed_gone,
+        password_checks;
     /* stats.c's: through the stats_ functions below */
     uint64_t codes[STATS_BROKER_CODES];
     uint64_t other_codes; /* relayed from providers, and anything unknown */

@@ -253,6 +253,16 @@ def test_amp_cli_listen_answers_and_prints(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+    # --count 1 counts the call, not call's look-up before it
+    proc, ep = listen("--answer", "total:int=94", "--count", "1")
+    try:
+        p = run([AMP_CLI, "call", ep, "Sum", "a:int=13"])
+        assert p.stdout == b'{"total":"94"}\n'
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
     proc, ep = listen("--error", "NOPE:not today")
     try:
         p = run([AMP_CLI, "call", ep, "Anything"], check=False)

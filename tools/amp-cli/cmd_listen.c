@@ -43,7 +43,9 @@ static void listen_usage(FILE *out)
             "                               types as for 'amp-cli call')\n"
             "  --error CODE[:DESCRIPTION]   answer every call with this error instead\n"
             "  --fatal                      ... and close the connection after it\n"
-            "  --count N                    exit after N calls\n"
+            "  --count N                    exit after N calls (not counting the\n"
+            "                               amp.Commands look-up 'amp-cli call'\n"
+            "                               sends first)\n"
             "  --json                       JSON lines even on a terminal\n"
             "  --starttls-cert FILE, --starttls-key FILE\n"
             "                               answer StartTLS and switch to TLS\n"
@@ -64,6 +66,11 @@ static void on_call(amp_session *s, amp_request *req, const amp_box *args, void 
         amp_request_error(req, o->error_code, o->error_description, o->fatal);
     else
         amp_request_answer(req, o->answer.pairs, o->answer.count);
+    /* 'amp-cli call' asks for a signature first: that look-up is shown and
+     * answered, but --count counts the calls a user made */
+    const amp_pair *cmd = amp_box_find_str(args, "_command");
+    if (cmd && cmd->value_len == 12 && !memcmp(cmd->value, "amp.Commands", 12))
+        return;
     if (o->count && ++o->seen >= o->count)
         ev_break(o->loop, EVBREAK_ALL);
 }
