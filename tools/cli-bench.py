@@ -201,12 +201,12 @@ def main():
     ref = statistics.median(one["Twisted client"])
     for name, v in one.items():
         med = statistics.median(v)
-        print("  %-34s %8.1f ms   %.2fx Twisted's time" % (name, med * 1e3, med / ref))
+        print("  %-34s %8.1f ms   %.3gx Twisted's time" % (name, med * 1e3, med / ref))
     print("calls answered per second behind the broker (median of %d):" % rounds)
     ref = statistics.median(rate["Twisted provider"])
     for name, v in rate.items():
         med = statistics.median(v)
-        print("  %-34s %8.0f /s   %.2fx Twisted's rate" % (name, med, med / ref))
+        print("  %-34s %8.0f /s   %.3gx Twisted's rate" % (name, med, med / ref))
 
 
 if __name__ == "__main__":
