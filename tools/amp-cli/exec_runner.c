@@ -5,13 +5,12 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "exec_spawn.h"
 
 #define ERR_LINE_MAX 200 /* the first stderr line kept for a description */
 static const char truncated_note[] = "... (truncated)\n";
@@ -285,73 +284,6 @@ static void on_stderr(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* Our environment for the child, with AMP_COMMAND set and the login
- * secrets left out. The strings are shared with environ except the one. */
-static char **child_env(const char *name, char **own)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = malloc((n + 2) * sizeof *env);
-    size_t len = strlen(name);
-    *own = malloc(len + sizeof "AMP_COMMAND=");
-    if (!env || !*own) {
-        free(env);
-        free(*own);
-        return NULL;
-    }
-    memcpy(*own, "AMP_COMMAND=", 12);
-    memcpy(*own + 12, name, len + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "AMP_COMMAND=", 12) && strncmp(environ[i], "AMP_PASSWORD=", 13) &&
-            strncmp(environ[i], "AMP_TOKEN=", 10))
-            env[k++] = environ[i];
-    env[k++] = *own;
-    env[k] = NULL;
-    return env;
-}
-
-/* posix_spawn: the child is in its own process group, with default signal
- * handling, and the three pipe ends as 0, 1, 2 (dup2 clears close-on-exec;
- * everything else of ours is close-on-exec and stays behind). */
-static int spawn(job *j, int fds[3][2])
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, defaults;
-    int err = posix_spawn_file_actions_init(&fa);
-    if (err)
-        return err;
-    if ((err = posix_spawnattr_init(&attr))) {
-        posix_spawn_file_actions_destroy(&fa);
-        return err;
-    }
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    static const int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1,
-                               SIGUSR2, SIGALRM};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&defaults, sigs[i]);
-    posix_spawn_file_actions_adddup2(&fa, fds[0][0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, fds[1][1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, fds[2][1], STDERR_FILENO);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETSIGMASK);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setsigmask(&attr, &none);
-    char *own = NULL;
-    char **env = child_env(j->name, &own);
-    char *argv[] = {"sh", "-c", (char *)j->r->cfg.command, NULL};
-    err = env ? posix_spawn(&j->pid, "/bin/sh", &fa, &attr, argv, env) : ENOMEM;
-    free(env);
-    free(own);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
-    return err;
-}
-
 static void start_watchers(job *j)
 {
     struct ev_loop *loop = j->r->loop;
@@ -381,7 +313,7 @@ static void start_job(exec_runner *r, job *j)
         if (pipe2(fds[i], O_CLOEXEC))
             err = errno;
     if (!err)
-        err = spawn(j, fds);
+        err = exec_spawn(j->r->cfg.command, j->name, fds, &j->pid);
     /* the child's ends are the child's now; ours are non-blocking */
     int child_end[3] = {fds[0][0], fds[1][1], fds[2][1]};
     for (int i = 0; i < 3; i++)
