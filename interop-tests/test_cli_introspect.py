@@ -146,6 +146,15 @@ def test_commands_is_a_table_on_a_terminal(bus):
     assert lines[0].index("SIGNATURE") == lines[1].index("(a: Integer")
     status, out = on_tty("commands", "--json", "--server", bus.endpoint)
     assert status == 0 and json.loads(out)["signature"]["notation"] == SUM
+    # nothing to list: a sentence, not a bare header
+    status, out = on_tty("commands", "--server", bus.endpoint, "Nothing*")
+    assert status == 0 and out.strip() == "no command matches 'Nothing*' (or none you may see)"
+    empty = broker()
+    try:
+        status, out = on_tty("commands", "--server", empty.endpoint)
+        assert status == 0 and out.strip() == "no commands on the bus (or none you may see)"
+    finally:
+        empty.stop()
 
 
 def test_stats_json_has_numbers_and_errors_by_code(bus):

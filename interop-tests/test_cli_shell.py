@@ -261,7 +261,7 @@ def test_shell_sub_prints_events_while_a_line_is_typed_and_pub(tmp_path):
     try:
         sh = Shell(tmp_path, b.endpoint)
         sh.prompt()
-        sh.line("sub news.*")
+        assert "amp-cli shell: subscribed to news.*" in sh.line("sub news.*")
         assert "news.*" in sh.line("sub")
         sh.child.send("Sum a:i")
         sh.child.expect_exact("Sum a:i")

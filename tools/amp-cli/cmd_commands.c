@@ -167,8 +167,14 @@ static int list_commands(amp_client *cl, const char *pattern, double timeout, ou
         term_printf(stderr, "%s\n", err);
     else if (status != CLI_OK)
         term_printf(stderr, "amp-cli commands: %s\n", err);
-    if (status == CLI_OK && mode == OUTPUT_TEXT)
-        out_table_print(&l.table, stdout);
+    if (status == CLI_OK && mode == OUTPUT_TEXT) {
+        if (l.table.nrows > 1)
+            out_table_print(&l.table, stdout);
+        else if (pattern) /* a bare header would read as a broken listing */
+            term_printf(stdout, "no command matches '%s' (or none you may see)\n", pattern);
+        else
+            fputs("no commands on the bus (or none you may see)\n", stdout);
+    }
     fflush(stdout);
     if (status == CLI_OK && info.cut)
         fprintf(stderr,

@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "\n"
             "verbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(out, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(out,
             "\n"
             "'amp-cli VERB --help' describes a verb.\n"

@@ -94,7 +94,11 @@ static void do_sub(shell *sh, int argc, char **argv)
         return;
     }
     for (int i = 0; i < argc; i++) {
-        if (call1(sh, "amp.Subscribe", "pattern", argv[i]) != 0 || find_sub(sh, argv[i]) >= 0)
+        if (call1(sh, "amp.Subscribe", "pattern", argv[i]) != 0)
+            continue;
+        if (sh->ed) /* at a prompt: say so, as 'amp-cli sub' does */
+            term_printf(stderr, "amp-cli shell: subscribed to %s\n", argv[i]);
+        if (find_sub(sh, argv[i]) >= 0)
             continue;
         if (sh->nsubs == SHELL_SUBS_MAX)
             continue; /* subscribed all the same; only not listed */
